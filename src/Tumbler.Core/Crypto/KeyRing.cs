@@ -1,0 +1,201 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Tumbler.Core.Secrets;
+using Tumbler.Core.Storage;
+
+namespace Tumbler.Core.Crypto;
+
+/// <summary>
+/// The KMS-like keys, unwrapped once with the root key and kept in memory so that a read costs one
+/// data-key unwrap and one decryption. Each secret version gets its own data key.
+/// </summary>
+public sealed class KeyRing
+{
+    public const string DefaultAlias = "alias/aws/secretsmanager";
+    private const string RootKeyCheckSetting = "root_key_check";
+    private const byte BlobFormat = 1;
+    private static readonly byte[] RootKeyCheckPlaintext = "tumbler-root-key-check"u8.ToArray();
+
+    private readonly ConcurrentDictionary<string, KmsKey> _keys = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, string> _aliases = new(StringComparer.Ordinal);
+    private readonly string _arnPrefix;
+
+    private sealed record KmsKey(KmsKeyEntity Entity, byte[] Material);
+
+    private KeyRing(string region, string accountId) => _arnPrefix = $"arn:aws:kms:{region}:{accountId}:";
+
+    public string DefaultKeyId => _aliases[DefaultAlias];
+
+    /// <summary>
+    /// Opens the key ring of a store: on a new store it records a check value for the root key and
+    /// creates the default key; on an existing one it refuses a root key that is not the one the
+    /// store was made with.
+    /// </summary>
+    public static async Task<KeyRing> OpenAsync(ISecretStore store, byte[] rootKey, string region, string accountId,
+        TimeProvider time, CancellationToken ct)
+    {
+        var check = await store.GetSettingAsync(RootKeyCheckSetting, ct);
+        if (check is null)
+        {
+            if (await store.HasDataAsync(ct))
+            {
+                throw new RootKeyMismatchException("The store holds data but no root key check value; refusing to guess the root key.");
+            }
+            var sealedCheck = Envelope.Seal(rootKey, RootKeyCheckPlaintext, Envelope.AssociatedData("root-key-check"));
+            await store.SetSettingAsync(RootKeyCheckSetting, Convert.ToBase64String(sealedCheck), ct);
+        }
+        else
+        {
+            try
+            {
+                Envelope.Open(rootKey, Convert.FromBase64String(check), Envelope.AssociatedData("root-key-check"));
+            }
+            catch (CryptographicException)
+            {
+                throw new RootKeyMismatchException("The root key is not the one this store was created with.");
+            }
+        }
+
+        var ring = new KeyRing(region, accountId);
+        foreach (var entity in await store.ListKeysAsync(ct))
+        {
+            ring.Add(entity, Envelope.Open(rootKey, entity.WrappedMaterial, KeyAssociatedData(entity.KeyId)));
+        }
+        if (!ring._aliases.ContainsKey(DefaultAlias))
+        {
+            await ring.CreateKeyAsync(store, rootKey, "Default key that protects my Secrets Manager data", [DefaultAlias], time, ct);
+        }
+        return ring;
+    }
+
+    public async Task<KmsKeyEntity> CreateKeyAsync(ISecretStore store, byte[] rootKey, string description,
+        IReadOnlyList<string> aliases, TimeProvider time, CancellationToken ct)
+    {
+        var keyId = Guid.NewGuid().ToString();
+        var material = RandomNumberGenerator.GetBytes(Envelope.KeySize);
+        var entity = new KmsKeyEntity(keyId, $"{_arnPrefix}key/{keyId}", description, Enabled: true, time.GetUtcNow(),
+            Envelope.Seal(rootKey, material, KeyAssociatedData(keyId)), aliases);
+        await store.InsertKeyAsync(entity, ct);
+        Add(entity, material);
+        return entity;
+    }
+
+    /// <summary>
+    /// Resolves what a caller passes as KmsKeyId (key id, key ARN, alias name or alias ARN) to a key
+    /// id; null or empty means the default key.
+    /// </summary>
+    public string ResolveKeyId(string? kmsKeyId)
+    {
+        if (string.IsNullOrEmpty(kmsKeyId))
+        {
+            return DefaultKeyId;
+        }
+        var reference = kmsKeyId.StartsWith(_arnPrefix, StringComparison.Ordinal) ? kmsKeyId[_arnPrefix.Length..] : kmsKeyId;
+        if (reference.StartsWith("key/", StringComparison.Ordinal))
+        {
+            reference = reference[4..];
+        }
+        if (_keys.ContainsKey(reference))
+        {
+            return reference;
+        }
+        if (_aliases.TryGetValue(reference, out var keyId))
+        {
+            return keyId;
+        }
+        throw ServiceException.InvalidParameter($"Secrets Manager can't find the specified KMS key: {kmsKeyId}.");
+    }
+
+    /// <summary>Encrypts a value under a fresh data key wrapped by the given KMS-like key.</summary>
+    public byte[] Encrypt(string keyId, SecretPlaintext value, string arn, string versionId)
+    {
+        var key = _keys[keyId];
+        if (!key.Entity.Enabled)
+        {
+            throw new ServiceException(ErrorCodes.EncryptionFailure, $"The KMS key {keyId} is disabled.");
+        }
+        var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
+        var plaintext = value.ToBytes();
+        var dataKey = RandomNumberGenerator.GetBytes(Envelope.KeySize);
+        try
+        {
+            var blob = new byte[2 + keyIdBytes.Length + Envelope.Overhead + Envelope.KeySize + Envelope.Overhead + plaintext.Length];
+            blob[0] = BlobFormat;
+            blob[1] = checked((byte)keyIdBytes.Length);
+            keyIdBytes.CopyTo(blob, 2);
+            var wrappedStart = 2 + keyIdBytes.Length;
+            var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
+            Envelope.Seal(key.Material, dataKey, DataKeyAssociatedData(keyId, arn, versionId), blob.AsSpan(wrappedStart, valueStart - wrappedStart));
+            Envelope.Seal(dataKey, plaintext, ValueAssociatedData(arn, versionId), blob.AsSpan(valueStart));
+            return blob;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(dataKey);
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    public SecretPlaintext Decrypt(byte[] blob, string arn, string versionId)
+    {
+        try
+        {
+            if (blob.Length < 2 || blob[0] != BlobFormat)
+            {
+                throw new CryptographicException("Unknown value format.");
+            }
+            var keyId = Encoding.ASCII.GetString(blob, 2, blob[1]);
+            if (!_keys.TryGetValue(keyId, out var key))
+            {
+                throw new ServiceException(ErrorCodes.DecryptionFailure, $"The KMS key {keyId} that encrypts this secret is not available.");
+            }
+            if (!key.Entity.Enabled)
+            {
+                throw new ServiceException(ErrorCodes.DecryptionFailure, $"The KMS key {keyId} is disabled.");
+            }
+            var wrappedStart = 2 + blob[1];
+            var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
+            var dataKey = Envelope.Open(key.Material, blob.AsSpan(wrappedStart, valueStart - wrappedStart), DataKeyAssociatedData(keyId, arn, versionId));
+            try
+            {
+                var plaintext = Envelope.Open(dataKey, blob.AsSpan(valueStart), ValueAssociatedData(arn, versionId));
+                try
+                {
+                    return SecretPlaintext.FromBytes(plaintext);
+                }
+                finally
+                {
+                    CryptographicOperations.ZeroMemory(plaintext);
+                }
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(dataKey);
+            }
+        }
+        catch (Exception e) when (e is CryptographicException or ArgumentException)
+        {
+            throw new ServiceException(ErrorCodes.DecryptionFailure,
+                "Secrets Manager can't decrypt the protected secret text using the provided KMS key.");
+        }
+    }
+
+    /// <summary>The key id a version reports in ListSecretVersionIds: AWS says "DefaultEncryptionKey" for the default key.</summary>
+    public string DisplayKeyId(string keyId) => keyId == DefaultKeyId ? "DefaultEncryptionKey" : _keys.TryGetValue(keyId, out var k) ? k.Entity.Arn : keyId;
+
+    private void Add(KmsKeyEntity entity, byte[] material)
+    {
+        _keys[entity.KeyId] = new KmsKey(entity, material);
+        foreach (var alias in entity.Aliases)
+        {
+            _aliases[alias] = entity.KeyId;
+        }
+    }
+
+    private static byte[] KeyAssociatedData(string keyId) => Envelope.AssociatedData("kms-key", keyId);
+    private static byte[] DataKeyAssociatedData(string keyId, string arn, string versionId) => Envelope.AssociatedData("data-key", keyId, arn, versionId);
+    private static byte[] ValueAssociatedData(string arn, string versionId) => Envelope.AssociatedData("secret-value", arn, versionId);
+}
+
+public sealed class RootKeyMismatchException(string message) : Exception(message);

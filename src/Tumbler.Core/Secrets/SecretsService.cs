@@ -1,0 +1,865 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Tumbler.Core.Crypto;
+using Tumbler.Core.Passwords;
+using Tumbler.Core.Storage;
+
+namespace Tumbler.Core.Secrets;
+
+/// <summary>
+/// The Secrets Manager operations with AWS semantics (spec §2 and §3): one method per operation.
+/// Every change to versions or labels happens in one store transaction.
+/// </summary>
+public sealed partial class SecretsService(ISecretStore store, KeyRing keys, TimeProvider time, SecretsOptions options)
+{
+    private const string MarkedForDeletion = "You can't perform this operation on the secret because it was marked for deletion.";
+    private const string SecretNotFound = "Secrets Manager can't find the specified secret.";
+    private const string TokenRequired = "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
+    private const string BothValues = "You can't specify both a binary secret value and a string secret value in the same secret.";
+
+    public static readonly IReadOnlyList<string> SortByValues = ["created-date", "last-accessed-date", "last-changed-date", "name"];
+    public static readonly IReadOnlyList<string> SortOrderValues = ["asc", "desc"];
+
+    [GeneratedRegex(@"^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$")]
+    private static partial Regex FilterValuePattern();
+
+    public async Task<CreateSecretResponse> CreateSecretAsync(CreateSecretRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.Name, "name").Length(request.Name, "name", 1, 512)
+            .Length(request.ClientRequestToken, "clientRequestToken", 32, 64)
+            .Length(request.Description, "description", 0, 2048)
+            .Length(request.KmsKeyId, "kmsKeyId", 0, 2048)
+            .Length(request.Type, "type", 0, 256)
+            .SecretValue(request.SecretString, request.SecretBinary, options.MaxSecretValueBytes)
+            .ThrowIfInvalid();
+        ValidateTags(request.Tags);
+        if (!SecretArn.IsValidName(request.Name!))
+        {
+            throw new ServiceException(ErrorCodes.Validation, SecretArn.InvalidNameMessage);
+        }
+        var value = ValueOf(request.SecretString, request.SecretBinary);
+        if (value is not null && request.ClientRequestToken is null)
+        {
+            throw ServiceException.InvalidRequest(TokenRequired);
+        }
+        if (request.AddReplicaRegions is { Count: > 0 })
+        {
+            throw ServiceException.InvalidRequest("Replication to other regions is not supported: each Tumbler region is its own namespace.");
+        }
+        var keyId = keys.ResolveKeyId(request.KmsKeyId);
+
+        return await store.WriteAsync(async writer =>
+        {
+            var now = time.GetUtcNow();
+            var existing = await writer.FindSecretAsync(context.Region, SecretLookup.ByName(request.Name!));
+            if (existing is not null)
+            {
+                if (existing.IsScheduledForDeletion)
+                {
+                    throw ServiceException.InvalidRequest("You can't create this secret because a secret with this name is already scheduled for deletion.");
+                }
+                if (value is not null && existing.Versions.Find(v => v.VersionId == request.ClientRequestToken) is { } replayed
+                    && await IsSameValueAsync(writer, existing, replayed, value.Value, request.ClientRequestToken!))
+                {
+                    return new CreateSecretResponse { ARN = existing.Arn, Name = existing.Name, VersionId = replayed.VersionId };
+                }
+                throw new ServiceException(ErrorCodes.ResourceExists, $"The operation failed because the secret {request.Name} already exists.");
+            }
+
+            var secret = new SecretEntity
+            {
+                Region = context.Region,
+                Name = request.Name!,
+                Arn = SecretArn.Create(context.Region, options.AccountId, request.Name!),
+                Description = request.Description,
+                KmsKeyId = string.IsNullOrEmpty(request.KmsKeyId) ? null : request.KmsKeyId,
+                Type = request.Type,
+                CreatedDate = now,
+                LastChangedDate = now,
+                Tags = request.Tags?.Select(t => new SecretTag(t.Key!, t.Value ?? "")).ToList(),
+            };
+            await writer.InsertSecretAsync(secret);
+            if (value is null)
+            {
+                return new CreateSecretResponse { ARN = secret.Arn, Name = secret.Name };
+            }
+            var version = new VersionEntity { VersionId = request.ClientRequestToken!, CreatedDate = now, KeyId = keyId, HasValue = true };
+            secret.Versions.Add(version);
+            StagingLabels.AttachToNewVersion(secret, version, null);
+            await writer.InsertVersionAsync(secret.Key, version, keys.Encrypt(keyId, value.Value, secret.Arn, version.VersionId));
+            return new CreateSecretResponse { ARN = secret.Arn, Name = secret.Name, VersionId = version.VersionId };
+        }, ct);
+    }
+
+    public async Task<GetSecretValueResponse> GetSecretValueAsync(GetSecretValueRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Length(request.VersionId, "versionId", 32, 64)
+            .Length(request.VersionStage, "versionStage", 1, 256)
+            .ThrowIfInvalid();
+        var secret = await FindActiveAsync(request.SecretId!, context, ct);
+        return await ReadValueAsync(secret, request.VersionId, request.VersionStage, ct);
+    }
+
+    public async Task<BatchGetSecretValueResponse> BatchGetSecretValueAsync(BatchGetSecretValueRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Count(request.SecretIdList, "secretIdList", 1, 20)
+            .Range(request.MaxResults, "maxResults", 1, 20)
+            .Length(request.NextToken, "nextToken", 1, 4096)
+            .ThrowIfInvalid();
+        ValidateFilters(request.Filters);
+        if ((request.SecretIdList is null) == (request.Filters is null))
+        {
+            throw ServiceException.InvalidParameter("Either 'SecretIdList' or 'Filters' must be provided, but not both.");
+        }
+        if (request.MaxResults is not null && request.Filters is null)
+        {
+            throw ServiceException.InvalidParameter("'Filters' not specified. 'Filters' must also be specified when 'MaxResults' is provided.");
+        }
+
+        var values = new List<SecretValueEntry>();
+        var errors = new List<APIErrorType>();
+        string? nextToken = null;
+        IEnumerable<(string Id, SecretEntity? Secret)> targets;
+        if (request.SecretIdList is not null)
+        {
+            targets = request.SecretIdList.Select(id => (id, (SecretEntity?)null));
+        }
+        else
+        {
+            var listed = await store.ListSecretsAsync(context.Region, includeScheduledForDeletion: false, ct);
+            var page = Paginate(listed.Where(s => SecretFilter.Matches(request.Filters!, Filterable(s))), "created-date", "asc",
+                request.MaxResults ?? 20, request.NextToken);
+            nextToken = page.NextToken;
+            targets = page.Items.Select(s => (s.Arn, (SecretEntity?)s));
+        }
+        foreach (var (id, listedSecret) in targets)
+        {
+            try
+            {
+                var secret = listedSecret ?? await FindActiveAsync(id, context, ct);
+                var value = await ReadValueAsync(secret, null, null, ct);
+                values.Add(new SecretValueEntry
+                {
+                    ARN = value.ARN, Name = value.Name, VersionId = value.VersionId, SecretString = value.SecretString,
+                    SecretBinary = value.SecretBinary, VersionStages = value.VersionStages, CreatedDate = value.CreatedDate,
+                });
+            }
+            catch (ServiceException e)
+            {
+                errors.Add(new APIErrorType { SecretId = id, ErrorCode = e.ErrorCode, Message = e.Message });
+            }
+        }
+        return new BatchGetSecretValueResponse { SecretValues = values, Errors = errors, NextToken = nextToken };
+    }
+
+    public async Task<PutSecretValueResponse> PutSecretValueAsync(PutSecretValueRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Length(request.ClientRequestToken, "clientRequestToken", 32, 64)
+            .SecretValue(request.SecretString, request.SecretBinary, options.MaxSecretValueBytes)
+            .Count(request.VersionStages, "versionStages", 1, 20)
+            .Length(request.RotationToken, "rotationToken", 36, 256, sensitive: true)
+            .ThrowIfInvalid();
+        ValidateLabels(request.VersionStages, "versionStages");
+        if (request.ClientRequestToken is null)
+        {
+            throw ServiceException.InvalidRequest(TokenRequired);
+        }
+        var value = ValueOf(request.SecretString, request.SecretBinary)
+            ?? throw ServiceException.InvalidRequest("You must provide either SecretString or SecretBinary.");
+        CheckSecretIdSyntax(request.SecretId!);
+        var token = request.ClientRequestToken;
+
+        return await store.WriteAsync(async writer =>
+        {
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var now = time.GetUtcNow();
+            var version = secret.Versions.Find(v => v.VersionId == token);
+            if (version is { HasValue: true })
+            {
+                if (!await IsSameValueAsync(writer, secret, version, value, token))
+                {
+                    throw TokenInUse(token, secret);
+                }
+                return new PutSecretValueResponse { ARN = secret.Arn, Name = secret.Name, VersionId = token, VersionStages = [.. version.Labels] };
+            }
+
+            var snapshot = LabelSnapshot(secret);
+            var keyId = keys.ResolveKeyId(secret.KmsKeyId);
+            var encrypted = keys.Encrypt(keyId, value, secret.Arn, token);
+            if (version is not null)
+            {
+                // The valueless AWSPENDING placeholder of a rotation receives its value and keeps its labels.
+                version.KeyId = keyId;
+                version.HasValue = true;
+                if (request.VersionStages is not null)
+                {
+                    StagingLabels.AttachToNewVersion(secret, version, request.VersionStages);
+                }
+                await writer.UpdateVersionAsync(secret.Key, version, encrypted);
+            }
+            else
+            {
+                version = new VersionEntity { VersionId = token, CreatedDate = now, KeyId = keyId, HasValue = true };
+                secret.Versions.Add(version);
+                StagingLabels.AttachToNewVersion(secret, version, request.VersionStages);
+                await writer.InsertVersionAsync(secret.Key, version, encrypted);
+            }
+            await SaveLabelChangesAsync(writer, secret, snapshot, version);
+            await PruneAsync(writer, secret, now);
+            secret.LastChangedDate = now;
+            await writer.UpdateSecretAsync(secret);
+            return new PutSecretValueResponse { ARN = secret.Arn, Name = secret.Name, VersionId = token, VersionStages = [.. version.Labels] };
+        }, ct);
+    }
+
+    public async Task<UpdateSecretResponse> UpdateSecretAsync(UpdateSecretRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Length(request.ClientRequestToken, "clientRequestToken", 32, 64)
+            .Length(request.Description, "description", 0, 2048)
+            .Length(request.KmsKeyId, "kmsKeyId", 0, 2048)
+            .Length(request.Type, "type", 0, 256)
+            .SecretValue(request.SecretString, request.SecretBinary, options.MaxSecretValueBytes)
+            .ThrowIfInvalid();
+        var value = ValueOf(request.SecretString, request.SecretBinary);
+        if (value is not null && request.ClientRequestToken is null)
+        {
+            throw ServiceException.InvalidRequest(TokenRequired);
+        }
+        CheckSecretIdSyntax(request.SecretId!);
+        if (request.KmsKeyId is not null)
+        {
+            keys.ResolveKeyId(request.KmsKeyId);
+        }
+
+        return await store.WriteAsync(async writer =>
+        {
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var now = time.GetUtcNow();
+            if (request.Description is not null)
+            {
+                secret.Description = request.Description;
+            }
+            if (request.KmsKeyId is not null)
+            {
+                secret.KmsKeyId = request.KmsKeyId.Length == 0 ? null : request.KmsKeyId;
+            }
+            if (request.Type is not null)
+            {
+                secret.Type = request.Type;
+            }
+            string? createdVersionId = null;
+            if (value is not null)
+            {
+                var token = request.ClientRequestToken!;
+                var existing = secret.Versions.Find(v => v.VersionId == token);
+                if (existing is not null)
+                {
+                    if (!existing.HasValue || !await IsSameValueAsync(writer, secret, existing, value.Value, token))
+                    {
+                        throw TokenInUse(token, secret);
+                    }
+                }
+                else
+                {
+                    var snapshot = LabelSnapshot(secret);
+                    var keyId = keys.ResolveKeyId(secret.KmsKeyId);
+                    var version = new VersionEntity { VersionId = token, CreatedDate = now, KeyId = keyId, HasValue = true };
+                    secret.Versions.Add(version);
+                    StagingLabels.AttachToNewVersion(secret, version, null);
+                    await writer.InsertVersionAsync(secret.Key, version, keys.Encrypt(keyId, value.Value, secret.Arn, token));
+                    await SaveLabelChangesAsync(writer, secret, snapshot, version);
+                    await PruneAsync(writer, secret, now);
+                }
+                createdVersionId = token;
+            }
+            secret.LastChangedDate = now;
+            await writer.UpdateSecretAsync(secret);
+            return new UpdateSecretResponse { ARN = secret.Arn, Name = secret.Name, VersionId = createdVersionId };
+        }, ct);
+    }
+
+    public async Task<SecretIdentity> UpdateSecretVersionStageAsync(UpdateSecretVersionStageRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Required(request.VersionStage, "versionStage").Length(request.VersionStage, "versionStage", 1, 256)
+            .Length(request.RemoveFromVersionId, "removeFromVersionId", 32, 64)
+            .Length(request.MoveToVersionId, "moveToVersionId", 32, 64)
+            .ThrowIfInvalid();
+        CheckSecretIdSyntax(request.SecretId!);
+        var label = request.VersionStage!;
+
+        return await store.WriteAsync(async writer =>
+        {
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var moveTo = request.MoveToVersionId is null ? null : VersionOrThrow(secret, request.MoveToVersionId);
+            var removeFrom = request.RemoveFromVersionId is null ? null : VersionOrThrow(secret, request.RemoveFromVersionId);
+            var holder = StagingLabels.Holder(secret, label);
+            if (moveTo is null && removeFrom is null)
+            {
+                throw ServiceException.InvalidParameter("You must specify MoveToVersionId, RemoveFromVersionId, or both.");
+            }
+            if (holder is not null && holder != moveTo && removeFrom != holder)
+            {
+                throw ServiceException.InvalidParameter(removeFrom is null
+                    ? $"The parameter RemoveFromVersionId can't be empty. Staging label {label} is currently attached to version {holder.VersionId}, so you must explicitly reference that version in RemoveFromVersionId."
+                    : $"The parameter RemoveFromVersionId doesn't match. Staging label {label} is currently attached to version {holder.VersionId}, so you must explicitly reference that version in RemoveFromVersionId.");
+            }
+            if (removeFrom is not null && holder != removeFrom)
+            {
+                throw ServiceException.InvalidParameter($"Staging label {label} is not attached to version {removeFrom.VersionId}.");
+            }
+            if (moveTo is null && label == StagingLabels.Current)
+            {
+                throw ServiceException.InvalidParameter(
+                    "You can't remove the staging label AWSCURRENT without moving it to another version: a secret with versions always has a current version.");
+            }
+
+            var now = time.GetUtcNow();
+            var snapshot = LabelSnapshot(secret);
+            StagingLabels.Move(secret, label, moveTo);
+            await SaveLabelChangesAsync(writer, secret, snapshot, null);
+            await PruneAsync(writer, secret, now);
+            secret.LastChangedDate = now;
+            await writer.UpdateSecretAsync(secret);
+            return Identity(secret);
+        }, ct);
+    }
+
+    public async Task<DescribeSecretResponse> DescribeSecretAsync(SecretIdRequest request, CallContext context, CancellationToken ct)
+    {
+        ValidateSecretId(request.SecretId);
+        var secret = await FindAsync(request.SecretId!, context, ct);
+        return new DescribeSecretResponse
+        {
+            ARN = secret.Arn,
+            Name = secret.Name,
+            Type = NullIfEmpty(secret.Type),
+            Description = NullIfEmpty(secret.Description),
+            KmsKeyId = secret.KmsKeyId,
+            LastChangedDate = secret.LastChangedDate,
+            LastAccessedDate = secret.LastAccessedDate,
+            DeletedDate = secret.DeletionDate,
+            Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
+            VersionIdsToStages = VersionsToStages(secret),
+            CreatedDate = secret.CreatedDate,
+        };
+    }
+
+    public async Task<ListSecretsResponse> ListSecretsAsync(ListSecretsRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Range(request.MaxResults, "maxResults", 1, 100)
+            .Length(request.NextToken, "nextToken", 1, 4096)
+            .Enum(request.SortOrder, "sortOrder", SortOrderValues)
+            .Enum(request.SortBy, "sortBy", SortByValues)
+            .ThrowIfInvalid();
+        ValidateFilters(request.Filters);
+        var secrets = await store.ListSecretsAsync(context.Region, request.IncludePlannedDeletion == true, ct);
+        var matching = request.Filters is { Count: > 0 } filters ? secrets.Where(s => SecretFilter.Matches(filters, Filterable(s))) : secrets;
+        var page = Paginate(matching, request.SortBy ?? "created-date", request.SortOrder ?? "asc", request.MaxResults ?? 100, request.NextToken);
+        return new ListSecretsResponse
+        {
+            SecretList = page.Items.Select(secret => new SecretListEntry
+            {
+                ARN = secret.Arn,
+                Name = secret.Name,
+                Type = NullIfEmpty(secret.Type),
+                Description = NullIfEmpty(secret.Description),
+                KmsKeyId = secret.KmsKeyId,
+                LastChangedDate = secret.LastChangedDate,
+                LastAccessedDate = secret.LastAccessedDate,
+                DeletedDate = secret.DeletionDate,
+                Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
+                SecretVersionsToStages = VersionsToStages(secret),
+                CreatedDate = secret.CreatedDate,
+            }).ToList(),
+            NextToken = page.NextToken,
+        };
+    }
+
+    public async Task<ListSecretVersionIdsResponse> ListSecretVersionIdsAsync(ListSecretVersionIdsRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Range(request.MaxResults, "maxResults", 1, 100)
+            .Length(request.NextToken, "nextToken", 1, 4096)
+            .ThrowIfInvalid();
+        CheckSecretIdSyntax(request.SecretId!);
+        var secret = await FindAsync(request.SecretId!, context, ct);
+        // Newest first; the token is the id of the last version returned.
+        var versions = secret.Versions
+            .Where(v => v.HasValue || !v.IsDeprecated)
+            .Where(v => request.IncludeDeprecated == true || !v.IsDeprecated)
+            .OrderByDescending(v => v.CreatedDate).ThenBy(v => v.VersionId, StringComparer.Ordinal)
+            .ToList();
+        var start = 0;
+        if (request.NextToken is not null)
+        {
+            var after = DecodeToken(request.NextToken);
+            start = versions.FindIndex(v => v.VersionId == after) + 1;
+            if (start == 0)
+            {
+                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+            }
+        }
+        var size = request.MaxResults ?? 100;
+        var page = versions.Skip(start).Take(size).ToList();
+        return new ListSecretVersionIdsResponse
+        {
+            ARN = secret.Arn,
+            Name = secret.Name,
+            Versions = page.Select(v => new SecretVersionsListEntry
+            {
+                VersionId = v.VersionId,
+                VersionStages = v.IsDeprecated ? null : [.. v.Labels],
+                CreatedDate = v.CreatedDate,
+                LastAccessedDate = v.LastAccessedDate,
+                KmsKeyIds = v.KeyId is null ? [] : [keys.DisplayKeyId(v.KeyId)],
+            }).ToList(),
+            NextToken = start + size < versions.Count ? EncodeToken(page[^1].VersionId) : null,
+        };
+    }
+
+    public async Task<DeleteSecretResponse> DeleteSecretAsync(DeleteSecretRequest request, CallContext context, CancellationToken ct)
+    {
+        ValidateSecretId(request.SecretId);
+        var force = request.ForceDeleteWithoutRecovery == true;
+        if (force && request.RecoveryWindowInDays is not null)
+        {
+            throw ServiceException.InvalidParameter("You can't use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.");
+        }
+        if (request.RecoveryWindowInDays is < 7 or > 30)
+        {
+            throw ServiceException.InvalidParameter("The RecoveryWindowInDays value must be between 7 and 30 days (inclusive).");
+        }
+
+        return await store.WriteAsync(async writer =>
+        {
+            var now = time.GetUtcNow();
+            var secret = await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context);
+            if (secret is null)
+            {
+                if (!force)
+                {
+                    throw ServiceException.NotFound(SecretNotFound);
+                }
+                // AWS answers a forced delete of a missing secret as if it existed.
+                var arn = request.SecretId!.StartsWith("arn:", StringComparison.Ordinal)
+                    ? request.SecretId
+                    : SecretArn.Create(context.Region, options.AccountId, request.SecretId);
+                return new DeleteSecretResponse { ARN = arn, Name = request.SecretId, DeletionDate = now };
+            }
+            if (force)
+            {
+                await writer.DeleteSecretAsync(secret.Key);
+                return new DeleteSecretResponse { ARN = secret.Arn, Name = secret.Name, DeletionDate = now };
+            }
+            if (secret.IsScheduledForDeletion)
+            {
+                throw ServiceException.InvalidRequest(MarkedForDeletion);
+            }
+            secret.DeletionDate = now.AddDays(request.RecoveryWindowInDays ?? 30);
+            secret.LastChangedDate = now;
+            await writer.UpdateSecretAsync(secret);
+            return new DeleteSecretResponse { ARN = secret.Arn, Name = secret.Name, DeletionDate = secret.DeletionDate.Value };
+        }, ct);
+    }
+
+    public async Task<SecretIdentity> RestoreSecretAsync(SecretIdRequest request, CallContext context, CancellationToken ct)
+    {
+        ValidateSecretId(request.SecretId);
+        return await store.WriteAsync(async writer =>
+        {
+            var secret = await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context)
+                ?? throw ServiceException.NotFound(SecretNotFound);
+            if (secret.IsScheduledForDeletion)
+            {
+                secret.DeletionDate = null;
+                secret.LastChangedDate = time.GetUtcNow();
+                await writer.UpdateSecretAsync(secret);
+            }
+            return Identity(secret);
+        }, ct);
+    }
+
+    public async Task TagResourceAsync(TagResourceRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Required(request.Tags, "tags")
+            .ThrowIfInvalid();
+        ValidateTags(request.Tags);
+        CheckSecretIdSyntax(request.SecretId!);
+        await store.WriteAsync(async writer =>
+        {
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var tags = secret.Tags ?? [];
+            foreach (var tag in request.Tags!)
+            {
+                var index = tags.FindIndex(t => t.Key == tag.Key);
+                var replacement = new SecretTag(tag.Key!, tag.Value ?? "");
+                if (index >= 0)
+                {
+                    tags[index] = replacement;
+                }
+                else
+                {
+                    tags.Add(replacement);
+                }
+            }
+            if (tags.Count > options.MaxTagsPerSecret)
+            {
+                throw ServiceException.InvalidParameter($"A secret can have at most {options.MaxTagsPerSecret} tags.");
+            }
+            secret.Tags = tags;
+            secret.LastChangedDate = time.GetUtcNow();
+            await writer.UpdateSecretAsync(secret);
+            return true;
+        }, ct);
+    }
+
+    public async Task UntagResourceAsync(UntagResourceRequest request, CallContext context, CancellationToken ct)
+    {
+        new RequestValidator()
+            .Required(request.SecretId, "secretId").Length(request.SecretId, "secretId", 1, 2048)
+            .Required(request.TagKeys, "tagKeys")
+            .ThrowIfInvalid();
+        var validator = new RequestValidator();
+        for (var i = 0; i < request.TagKeys!.Count; i++)
+        {
+            validator.Required(request.TagKeys[i], $"tagKeys.{i + 1}.member").Length(request.TagKeys[i], $"tagKeys.{i + 1}.member", 1, 128);
+        }
+        validator.ThrowIfInvalid();
+        CheckSecretIdSyntax(request.SecretId!);
+        await store.WriteAsync(async writer =>
+        {
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            if (secret.Tags is not null)
+            {
+                secret.Tags.RemoveAll(t => request.TagKeys.Contains(t.Key));
+                secret.LastChangedDate = time.GetUtcNow();
+                await writer.UpdateSecretAsync(secret);
+            }
+            return true;
+        }, ct);
+    }
+
+    public GetRandomPasswordResponse GetRandomPassword(GetRandomPasswordRequest request)
+    {
+        new RequestValidator()
+            .Range(request.PasswordLength, "passwordLength", 1, 4096)
+            .Length(request.ExcludeCharacters, "excludeCharacters", 0, 4096)
+            .ThrowIfInvalid();
+        return new GetRandomPasswordResponse { RandomPassword = PasswordGenerator.Generate(PasswordRules.From(request)) };
+    }
+
+    /// <summary>Purges secrets whose recovery window has ended.</summary>
+    public Task<IReadOnlyList<string>> PurgeExpiredDeletionsAsync(CancellationToken ct) => store.PurgeDeletedAsync(time.GetUtcNow(), ct);
+
+    // --- reading values ---------------------------------------------------------------------------
+
+    private async Task<GetSecretValueResponse> ReadValueAsync(SecretEntity secret, string? versionId, string? versionStage, CancellationToken ct)
+    {
+        VersionEntity? version;
+        if (versionId is not null)
+        {
+            version = secret.Versions.Find(v => v.VersionId == versionId);
+            if (version is null || (versionStage is null && !version.HasValue))
+            {
+                throw ServiceException.NotFound($"Secrets Manager can't find the specified secret value for VersionId: {versionId}");
+            }
+            if (versionStage is not null && !version.Labels.Contains(versionStage))
+            {
+                throw ServiceException.InvalidRequest("You provided a VersionStage that is not associated to the provided VersionId.");
+            }
+        }
+        else
+        {
+            version = StagingLabels.Holder(secret, versionStage ?? StagingLabels.Current);
+        }
+        if (version is not { HasValue: true })
+        {
+            throw ServiceException.NotFound($"Secrets Manager can't find the specified secret value for staging label: {versionStage ?? StagingLabels.Current}");
+        }
+        var blob = await store.ReadValueAsync(secret.Key, version.VersionId, ct)
+            ?? throw ServiceException.NotFound($"Secrets Manager can't find the specified secret value for VersionId: {version.VersionId}");
+        var value = keys.Decrypt(blob, secret.Arn, version.VersionId);
+
+        var today = new DateTimeOffset(time.GetUtcNow().UtcDateTime.Date, TimeSpan.Zero);
+        if (secret.LastAccessedDate != today || version.LastAccessedDate != today)
+        {
+            await store.SetLastAccessedAsync(secret.Key, version.VersionId, today, ct);
+        }
+        return new GetSecretValueResponse
+        {
+            ARN = secret.Arn,
+            Name = secret.Name,
+            VersionId = version.VersionId,
+            SecretString = value.Text,
+            SecretBinary = value.Binary,
+            VersionStages = [.. version.Labels],
+            CreatedDate = version.CreatedDate,
+        };
+    }
+
+    private async Task<bool> IsSameValueAsync(ISecretWriter writer, SecretEntity secret, VersionEntity version, SecretPlaintext value, string versionId)
+    {
+        var blob = await writer.ReadValueAsync(secret.Key, version.VersionId);
+        return blob is not null && keys.Decrypt(blob, secret.Arn, versionId).SameAs(value);
+    }
+
+    // --- resolving SecretId -----------------------------------------------------------------------
+
+    private async Task<SecretEntity> FindAsync(string secretId, CallContext context, CancellationToken ct) =>
+        await FindOrNullAsync(lookup => store.FindSecretAsync(context.Region, lookup, ct), secretId, context)
+            ?? throw ServiceException.NotFound(SecretNotFound);
+
+    private async Task<SecretEntity> FindActiveAsync(string secretId, CallContext context, CancellationToken ct)
+    {
+        CheckSecretIdSyntax(secretId);
+        var secret = await FindAsync(secretId, context, ct);
+        return secret.IsScheduledForDeletion ? throw ServiceException.InvalidRequest(MarkedForDeletion) : secret;
+    }
+
+    private async Task<SecretEntity> FindForWriteAsync(ISecretWriter writer, string secretId, CallContext context)
+    {
+        var secret = await FindOrNullAsync(writer.FindSecretAsync, secretId, context) ?? throw ServiceException.NotFound(SecretNotFound);
+        return secret.IsScheduledForDeletion ? throw ServiceException.InvalidRequest(MarkedForDeletion) : secret;
+    }
+
+    private Task<SecretEntity?> FindOrNullAsync(Func<string, SecretLookup, Task<SecretEntity?>> find, string secretId, CallContext context) =>
+        FindOrNullAsync(lookup => find(context.Region, lookup), secretId, context);
+
+    /// <summary>Name, full ARN, or partial ARN (spec §3.1).</summary>
+    private async Task<SecretEntity?> FindOrNullAsync(Func<SecretLookup, Task<SecretEntity?>> find, string secretId, CallContext context)
+    {
+        if (!secretId.StartsWith("arn:", StringComparison.Ordinal))
+        {
+            return await find(SecretLookup.ByName(secretId));
+        }
+        var byArn = await find(SecretLookup.ByArn(secretId));
+        if (byArn is not null)
+        {
+            return byArn;
+        }
+        var name = SecretArn.PartialArnName(secretId, context.Region, options.AccountId);
+        return name is null ? null : await find(SecretLookup.ByName(name));
+    }
+
+    private void ValidateSecretId(string? secretId)
+    {
+        new RequestValidator().Required(secretId, "secretId").Length(secretId, "secretId", 1, 2048).ThrowIfInvalid();
+        CheckSecretIdSyntax(secretId!);
+    }
+
+    /// <summary>A SecretId that is not an ARN must be a valid name; checked before existence (spec §1.4).</summary>
+    private static void CheckSecretIdSyntax(string secretId)
+    {
+        if (!secretId.StartsWith("arn:", StringComparison.Ordinal) && !SecretArn.IsValidName(secretId))
+        {
+            throw new ServiceException(ErrorCodes.Validation, SecretArn.InvalidNameMessage);
+        }
+    }
+
+    // --- labels and versions ----------------------------------------------------------------------
+
+    private static Dictionary<string, string> LabelSnapshot(SecretEntity secret) =>
+        secret.Versions.ToDictionary(v => v.VersionId, v => string.Join('\n', v.Labels));
+
+    /// <summary>Writes the labels of every version whose labels changed (except <paramref name="alreadyWritten"/>).</summary>
+    private static async Task SaveLabelChangesAsync(ISecretWriter writer, SecretEntity secret, Dictionary<string, string> snapshot, VersionEntity? alreadyWritten)
+    {
+        foreach (var version in secret.Versions)
+        {
+            if (version != alreadyWritten && snapshot.TryGetValue(version.VersionId, out var before) && before != string.Join('\n', version.Labels))
+            {
+                await writer.UpdateVersionAsync(secret.Key, version, null);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Keeps at most MaxDeprecatedVersions unlabelled versions, deleting the oldest ones that are old
+    /// enough; if the excess is all recent, the write is refused (spec §3.4).
+    /// </summary>
+    private async Task PruneAsync(ISecretWriter writer, SecretEntity secret, DateTimeOffset now)
+    {
+        var deprecated = secret.Versions.Where(v => v.IsDeprecated).OrderBy(v => v.CreatedDate).ToList();
+        var excess = deprecated.Count - options.MaxDeprecatedVersions;
+        foreach (var version in deprecated.TakeWhile(v => now - v.CreatedDate >= options.MinAgeBeforePruning).Take(Math.Max(excess, 0)))
+        {
+            await writer.DeleteVersionAsync(secret.Key, version.VersionId);
+            secret.Versions.Remove(version);
+            excess--;
+        }
+        if (excess > 0)
+        {
+            throw new ServiceException(ErrorCodes.LimitExceeded,
+                $"The secret {secret.Name} has more than {options.MaxDeprecatedVersions} versions without staging labels that are less than " +
+                $"{options.MinAgeBeforePruning.TotalHours:0} hours old. Wait before you create more versions of this secret.");
+        }
+    }
+
+    private static VersionEntity VersionOrThrow(SecretEntity secret, string versionId) =>
+        secret.Versions.Find(v => v.VersionId == versionId)
+            ?? throw ServiceException.InvalidParameter($"The version {versionId} doesn't exist in secret {secret.Arn}.");
+
+    private static Dictionary<string, IReadOnlyList<string>>? VersionsToStages(SecretEntity secret)
+    {
+        var labelled = secret.Versions.Where(v => !v.IsDeprecated).ToList();
+        return labelled.Count == 0 ? null : labelled.ToDictionary(v => v.VersionId, v => (IReadOnlyList<string>)[.. v.Labels]);
+    }
+
+    // --- validation helpers -----------------------------------------------------------------------
+
+    private static SecretPlaintext? ValueOf(string? text, byte[]? binary)
+    {
+        if (text is not null && binary is not null)
+        {
+            throw ServiceException.InvalidParameter(BothValues);
+        }
+        return text is not null || binary is not null ? new SecretPlaintext(text, binary) : null;
+    }
+
+    private static ServiceException TokenInUse(string token, SecretEntity secret) => new(ErrorCodes.ResourceExists,
+        $"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {secret.Arn}.");
+
+    private void ValidateTags(IReadOnlyList<Tag>? tags)
+    {
+        if (tags is null)
+        {
+            return;
+        }
+        var validator = new RequestValidator();
+        for (var i = 0; i < tags.Count; i++)
+        {
+            var member = $"tags.{i + 1}.member";
+            validator.Required(tags[i]?.Key, $"{member}.key").Length(tags[i]?.Key, $"{member}.key", 1, 128)
+                .Length(tags[i]?.Value, $"{member}.value", 0, 256);
+        }
+        validator.ThrowIfInvalid();
+        if (tags.Select(t => t.Key).Distinct(StringComparer.Ordinal).Count() > options.MaxTagsPerSecret)
+        {
+            throw ServiceException.InvalidParameter($"A secret can have at most {options.MaxTagsPerSecret} tags.");
+        }
+    }
+
+    private static void ValidateLabels(IReadOnlyList<string>? labels, string member)
+    {
+        if (labels is null)
+        {
+            return;
+        }
+        var validator = new RequestValidator();
+        for (var i = 0; i < labels.Count; i++)
+        {
+            validator.Required(labels[i], $"{member}.{i + 1}.member").Length(labels[i], $"{member}.{i + 1}.member", 1, 256);
+        }
+        validator.ThrowIfInvalid();
+    }
+
+    private static void ValidateFilters(IReadOnlyList<Filter>? filters)
+    {
+        if (filters is null)
+        {
+            return;
+        }
+        var validator = new RequestValidator().Count(filters, "filters", 0, 10);
+        for (var i = 0; i < filters.Count; i++)
+        {
+            var member = $"filters.{i + 1}.member";
+            validator.Enum(filters[i]?.Key, $"{member}.key", SecretFilter.Keys).Count(filters[i]?.Values, $"{member}.values", 1, 10);
+            var values = filters[i]?.Values ?? [];
+            for (var j = 0; j < values.Count; j++)
+            {
+                validator.Length(values[j], $"{member}.values.{j + 1}.member", 0, 512)
+                    .Pattern(values[j], $"{member}.values.{j + 1}.member", FilterValuePattern());
+            }
+        }
+        validator.ThrowIfInvalid();
+        foreach (var filter in filters)
+        {
+            if (filter?.Key is null)
+            {
+                throw ServiceException.InvalidParameter("Invalid filter key");
+            }
+            if (filter.Values is null || filter.Values.Any(v => v is null))
+            {
+                throw ServiceException.InvalidParameter($"Invalid filter values for key: {filter.Key}");
+            }
+        }
+    }
+
+    private static FilterableSecret Filterable(SecretEntity s) =>
+        new(s.Name, s.Description, s.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList() ?? [], null, null);
+
+    // --- pagination -------------------------------------------------------------------------------
+
+    private sealed record Page(IReadOnlyList<SecretEntity> Items, string? NextToken);
+
+    /// <summary>
+    /// Sorts and pages secrets. The token carries the sort and the position of the last secret
+    /// returned (its sort key and row key), so paging stays consistent while secrets come and go.
+    /// </summary>
+    private static Page Paginate(IEnumerable<SecretEntity> secrets, string sortBy, string sortOrder, int pageSize, string? nextToken)
+    {
+        Func<SecretEntity, string> sortKey = sortBy switch
+        {
+            "name" => s => s.Name,
+            "last-accessed-date" => s => Ticks(s.LastAccessedDate ?? DateTimeOffset.MinValue),
+            "last-changed-date" => s => Ticks(s.LastChangedDate),
+            _ => s => Ticks(s.CreatedDate),
+        };
+        var descending = sortOrder == "desc";
+        var sorted = secrets.Select(s => (Secret: s, Key: sortKey(s))).ToList();
+        sorted.Sort((a, b) => Compare(a.Key, a.Secret.Key, b.Key, b.Secret.Key) * (descending ? -1 : 1));
+        IEnumerable<(SecretEntity Secret, string Key)> remaining = sorted;
+        if (nextToken is not null)
+        {
+            var parts = DecodeToken(nextToken).Split('\n');
+            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow))
+            {
+                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+            }
+            remaining = sorted.Where(e => Compare(e.Key, e.Secret.Key, parts[2], lastRow) * (descending ? -1 : 1) > 0);
+        }
+        var page = remaining.Take(pageSize + 1).ToList();
+        var items = page.Take(pageSize).Select(e => e.Secret).ToList();
+        var token = page.Count > pageSize ? EncodeToken($"{sortBy}\n{sortOrder}\n{page[pageSize - 1].Key}\n{items[^1].Key}") : null;
+        return new Page(items, token);
+
+        static string Ticks(DateTimeOffset date) => date.UtcTicks.ToString("D20");
+        static int Compare(string key, long row, string otherKey, long otherRow)
+        {
+            var byKey = string.CompareOrdinal(key, otherKey);
+            return byKey != 0 ? byKey : row.CompareTo(otherRow);
+        }
+    }
+
+    private static string EncodeToken(string value) => Convert.ToBase64String(Encoding.UTF8.GetBytes(value));
+
+    private static string DecodeToken(string token)
+    {
+        try
+        {
+            return Encoding.UTF8.GetString(Convert.FromBase64String(token));
+        }
+        catch (FormatException)
+        {
+            throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid.");
+        }
+    }
+
+    private static SecretIdentity Identity(SecretEntity secret) => new() { ARN = secret.Arn, Name = secret.Name };
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+}

@@ -1,0 +1,59 @@
+namespace Tumbler.Core.Storage;
+
+/// <summary>A secret's metadata and its versions' metadata (values are read separately).</summary>
+public sealed class SecretEntity
+{
+    /// <summary>The store's own row key; set by the store on insert.</summary>
+    public long Key { get; set; }
+    public required string Region { get; init; }
+    public required string Name { get; init; }
+    public required string Arn { get; init; }
+    public string? Description { get; set; }
+    /// <summary>The KmsKeyId the caller gave (echoed back); null means the default key.</summary>
+    public string? KmsKeyId { get; set; }
+    public string? Type { get; set; }
+    public required DateTimeOffset CreatedDate { get; init; }
+    public required DateTimeOffset LastChangedDate { get; set; }
+    public DateTimeOffset? LastAccessedDate { get; set; }
+    /// <summary>When a scheduled deletion purges the secret; null when not scheduled for deletion.</summary>
+    public DateTimeOffset? DeletionDate { get; set; }
+    /// <summary>Null when never tagged; an empty list once every tag was removed (AWS tells the two apart).</summary>
+    public List<SecretTag>? Tags { get; set; }
+    public List<VersionEntity> Versions { get; init; } = [];
+
+    public bool IsScheduledForDeletion => DeletionDate is not null;
+}
+
+public sealed record SecretTag(string Key, string Value);
+
+public sealed class VersionEntity
+{
+    public required string VersionId { get; init; }
+    /// <summary>Staging labels in the order they were attached.</summary>
+    public List<string> Labels { get; init; } = [];
+    public required DateTimeOffset CreatedDate { get; init; }
+    public DateTimeOffset? LastAccessedDate { get; set; }
+    /// <summary>Id of the KMS-like key that wraps this version's data key; null while the version has no value.</summary>
+    public string? KeyId { get; set; }
+    /// <summary>False for the placeholder RotateSecret creates before the value exists.</summary>
+    public bool HasValue { get; set; }
+
+    public bool IsDeprecated => Labels.Count == 0;
+}
+
+/// <summary>A KMS-like key: its material is stored wrapped by the root key.</summary>
+public sealed record KmsKeyEntity(
+    string KeyId,
+    string Arn,
+    string Description,
+    bool Enabled,
+    DateTimeOffset CreatedDate,
+    byte[] WrappedMaterial,
+    IReadOnlyList<string> Aliases);
+
+/// <summary>How a SecretId resolves: by exact name or by exact ARN.</summary>
+public readonly record struct SecretLookup(string? Name, string? Arn)
+{
+    public static SecretLookup ByName(string name) => new(name, null);
+    public static SecretLookup ByArn(string arn) => new(null, arn);
+}

@@ -1,0 +1,51 @@
+namespace Tumbler.Core.Storage;
+
+/// <summary>
+/// The durable state of a Tumbler deployment. Values are stored only as envelope-encrypted blobs.
+/// Every change to versions or labels goes through <see cref="WriteAsync{T}"/>, one transaction, so a
+/// crash leaves either the old or the new state.
+/// </summary>
+public interface ISecretStore : IAsyncDisposable
+{
+    /// <summary>Creates or migrates the schema. Fails when the schema is newer than this binary.</summary>
+    Task InitializeAsync(CancellationToken ct);
+
+    /// <summary>True when the store holds any data (secrets or keys): a new root key must not be made for it.</summary>
+    Task<bool> HasDataAsync(CancellationToken ct);
+
+    Task<string?> GetSettingAsync(string name, CancellationToken ct);
+    Task SetSettingAsync(string name, string value, CancellationToken ct);
+
+    Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct);
+    Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct);
+
+    /// <summary>Every secret of a region with its versions' metadata, oldest first.</summary>
+    Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct);
+
+    /// <summary>Records a value read (date granularity, so at most one write a day per secret).</summary>
+    Task SetLastAccessedAsync(long secretKey, string versionId, DateTimeOffset date, CancellationToken ct);
+
+    /// <summary>Purges secrets whose scheduled deletion date has passed; returns their ARNs.</summary>
+    Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct);
+
+    Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
+    Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct);
+
+    /// <summary>Runs <paramref name="work"/> in one serializable write transaction and commits it if it returns.</summary>
+    Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct);
+}
+
+/// <summary>The operations available inside a write transaction.</summary>
+public interface ISecretWriter
+{
+    Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup);
+    Task<byte[]?> ReadValueAsync(long secretKey, string versionId);
+    Task InsertSecretAsync(SecretEntity secret);
+    /// <summary>Writes the secret's own columns (not its versions).</summary>
+    Task UpdateSecretAsync(SecretEntity secret);
+    Task DeleteSecretAsync(long secretKey);
+    Task InsertVersionAsync(long secretKey, VersionEntity version, byte[]? encryptedValue);
+    /// <summary>Writes a version's labels and metadata, and its value when <paramref name="encryptedValue"/> is given.</summary>
+    Task UpdateVersionAsync(long secretKey, VersionEntity version, byte[]? encryptedValue);
+    Task DeleteVersionAsync(long secretKey, string versionId);
+}

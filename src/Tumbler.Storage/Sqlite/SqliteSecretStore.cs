@@ -1,0 +1,405 @@
+using System.Data.Common;
+using Microsoft.Data.Sqlite;
+using Tumbler.Core.Storage;
+
+namespace Tumbler.Storage.Sqlite;
+
+/// <summary>
+/// The embedded store: one SQLite file in WAL mode (readers never wait for the writer), synchronous
+/// FULL (an acknowledged write survives a crash or power loss). Writers are serialized in process and
+/// take SQLite's write lock at BEGIN, so a read-modify-write transaction sees no concurrent change.
+/// </summary>
+public sealed class SqliteSecretStore : ISecretStore
+{
+    public const int SchemaVersion = 1;
+    private readonly string _connectionString;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
+
+    public SqliteSecretStore(string databasePath)
+    {
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            ForeignKeys = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public async Task InitializeAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        var version = Convert.ToInt32(await Scalar(connection, null, "PRAGMA user_version", ct));
+        if (version > SchemaVersion)
+        {
+            throw new InvalidOperationException(
+                $"The database schema is version {version}, newer than this Tumbler understands ({SchemaVersion}). Upgrade Tumbler.");
+        }
+        await Execute(connection, null, "PRAGMA journal_mode=WAL", ct);
+        if (version == 0)
+        {
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                CREATE TABLE secrets (
+                    id INTEGER PRIMARY KEY,
+                    region TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    arn TEXT NOT NULL UNIQUE,
+                    description TEXT,
+                    kms_key_id TEXT,
+                    type TEXT,
+                    created INTEGER NOT NULL,
+                    last_changed INTEGER NOT NULL,
+                    last_accessed INTEGER,
+                    deletion_date INTEGER,
+                    tags TEXT,
+                    UNIQUE (region, name));
+                CREATE TABLE versions (
+                    secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+                    version_id TEXT NOT NULL,
+                    labels TEXT NOT NULL,
+                    created INTEGER NOT NULL,
+                    last_accessed INTEGER,
+                    key_id TEXT,
+                    value BLOB,
+                    PRIMARY KEY (secret_id, version_id));
+                CREATE TABLE kms_keys (
+                    key_id TEXT PRIMARY KEY,
+                    arn TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    enabled INTEGER NOT NULL,
+                    created INTEGER NOT NULL,
+                    wrapped BLOB NOT NULL);
+                CREATE TABLE kms_aliases (alias TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES kms_keys(key_id));
+                PRAGMA user_version = 1;
+                """, ct);
+            await transaction.CommitAsync(ct);
+        }
+    }
+
+    public async Task<bool> HasDataAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return Convert.ToInt64(await Scalar(connection, null,
+            "SELECT (SELECT COUNT(*) FROM secrets) + (SELECT COUNT(*) FROM kms_keys)", ct)) > 0;
+    }
+
+    public async Task<string?> GetSettingAsync(string name, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await Scalar(connection, null, "SELECT value FROM settings WHERE name = $name", ct, ("$name", name)) as string;
+    }
+
+    public async Task SetSettingAsync(string name, string value, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await Execute(connection, null, "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            ct, ("$name", name), ("$value", value));
+    }
+
+    public async Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await FindSecretAsync(connection, null, region, lookup, ct);
+    }
+
+    public async Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await ReadValueAsync(connection, null, secretKey, versionId, ct);
+    }
+
+    public async Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        var deletedClause = includeScheduledForDeletion ? "" : " AND deletion_date IS NULL";
+        var secrets = new Dictionary<long, SecretEntity>();
+        await using (var command = Command(connection, null, $"SELECT {SecretColumns} FROM secrets WHERE region = $region{deletedClause} ORDER BY created, id", ("$region", region)))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var secret = ReadSecret(reader);
+                secrets.Add(secret.Key, secret);
+            }
+        }
+        await using (var command = Command(connection, null,
+            $"SELECT v.secret_id, {VersionColumns} FROM versions v JOIN secrets s ON s.id = v.secret_id WHERE s.region = $region{deletedClause}", ("$region", region)))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                if (secrets.TryGetValue(reader.GetInt64(0), out var secret))
+                {
+                    secret.Versions.Add(ReadVersion(reader, 1));
+                }
+            }
+        }
+        return [.. secrets.Values];
+    }
+
+    public async Task SetLastAccessedAsync(long secretKey, string versionId, DateTimeOffset date, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            await using var connection = await OpenAsync(ct);
+            var ms = date.ToUnixTimeMilliseconds();
+            await Execute(connection, null, """
+                UPDATE secrets SET last_accessed = $date WHERE id = $secret;
+                UPDATE versions SET last_accessed = $date WHERE secret_id = $secret AND version_id = $version;
+                """, ct, ("$date", ms), ("$secret", secretKey), ("$version", versionId));
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public async Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct) =>
+        await WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var arns = new List<string>();
+            await using (var command = Command(sqlite.Connection, sqlite.Transaction,
+                "SELECT arn FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= $now", ("$now", now.ToUnixTimeMilliseconds())))
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    arns.Add(reader.GetString(0));
+                }
+            }
+            await Execute(sqlite.Connection, sqlite.Transaction,
+                "DELETE FROM secrets WHERE deletion_date IS NOT NULL AND deletion_date <= $now", ct, ("$now", now.ToUnixTimeMilliseconds()));
+            return (IReadOnlyList<string>)arns;
+        }, ct);
+
+    public async Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        var aliases = new List<(string Alias, string KeyId)>();
+        await using (var command = Command(connection, null, "SELECT alias, key_id FROM kms_aliases"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                aliases.Add((reader.GetString(0), reader.GetString(1)));
+            }
+        }
+        var keys = new List<KmsKeyEntity>();
+        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped FROM kms_keys ORDER BY created"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                var keyId = reader.GetString(0);
+                keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3) != 0,
+                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)]));
+            }
+        }
+        return keys;
+    }
+
+    public Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await Execute(sqlite.Connection, sqlite.Transaction,
+                "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES ($id, $arn, $description, $enabled, $created, $wrapped)",
+                ct, ("$id", key.KeyId), ("$arn", key.Arn), ("$description", key.Description), ("$enabled", key.Enabled ? 1 : 0),
+                ("$created", key.CreatedDate.ToUnixTimeMilliseconds()), ("$wrapped", key.WrappedMaterial));
+            foreach (var alias in key.Aliases)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id)",
+                    ct, ("$alias", alias), ("$id", key.KeyId));
+            }
+            return true;
+        }, ct);
+
+    public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
+    {
+        await _writeLock.WaitAsync(ct);
+        try
+        {
+            await using var connection = await OpenAsync(ct);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            var result = await work(new Writer(connection, transaction));
+            await transaction.CommitAsync(ct);
+            return result;
+        }
+        finally
+        {
+            _writeLock.Release();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _writeLock.Dispose();
+        SqliteConnection.ClearAllPools();
+        return ValueTask.CompletedTask;
+    }
+
+    // --- the write transaction ---------------------------------------------------------------------
+
+    private sealed class Writer(SqliteConnection connection, SqliteTransaction transaction) : ISecretWriter
+    {
+        public SqliteConnection Connection { get; } = connection;
+        public SqliteTransaction Transaction { get; } = transaction;
+
+        public Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup) =>
+            SqliteSecretStore.FindSecretAsync(Connection, Transaction, region, lookup, CancellationToken.None);
+
+        public Task<byte[]?> ReadValueAsync(long secretKey, string versionId) =>
+            SqliteSecretStore.ReadValueAsync(Connection, Transaction, secretKey, versionId, CancellationToken.None);
+
+        public async Task InsertSecretAsync(SecretEntity secret)
+        {
+            secret.Key = Convert.ToInt64(await Scalar(Connection, Transaction, """
+                INSERT INTO secrets (region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags)
+                VALUES ($region, $name, $arn, $description, $kms, $type, $created, $changed, $accessed, $deletion, $tags)
+                RETURNING id
+                """, CancellationToken.None, SecretParameters(secret)));
+        }
+
+        public Task UpdateSecretAsync(SecretEntity secret) => Execute(Connection, Transaction, """
+            UPDATE secrets SET description = $description, kms_key_id = $kms, type = $type, last_changed = $changed,
+                last_accessed = $accessed, deletion_date = $deletion, tags = $tags
+            WHERE id = $id
+            """, CancellationToken.None, [.. SecretParameters(secret), ("$id", secret.Key)]);
+
+        public Task DeleteSecretAsync(long secretKey) =>
+            Execute(Connection, Transaction, "DELETE FROM secrets WHERE id = $id", CancellationToken.None, ("$id", secretKey));
+
+        public Task InsertVersionAsync(long secretKey, VersionEntity version, byte[]? encryptedValue) => Execute(Connection, Transaction, """
+            INSERT INTO versions (secret_id, version_id, labels, created, last_accessed, key_id, value)
+            VALUES ($secret, $version, $labels, $created, $accessed, $key, $value)
+            """, CancellationToken.None, [.. VersionParameters(secretKey, version), ("$value", encryptedValue)]);
+
+        public Task UpdateVersionAsync(long secretKey, VersionEntity version, byte[]? encryptedValue) => Execute(Connection, Transaction,
+            "UPDATE versions SET labels = $labels, last_accessed = $accessed, key_id = $key" + (encryptedValue is null ? "" : ", value = $value") +
+            " WHERE secret_id = $secret AND version_id = $version",
+            CancellationToken.None, [.. VersionParameters(secretKey, version), ("$value", encryptedValue)]);
+
+        public Task DeleteVersionAsync(long secretKey, string versionId) => Execute(Connection, Transaction,
+            "DELETE FROM versions WHERE secret_id = $secret AND version_id = $version", CancellationToken.None,
+            ("$secret", secretKey), ("$version", versionId));
+
+        private static (string, object?)[] SecretParameters(SecretEntity s) =>
+        [
+            ("$region", s.Region), ("$name", s.Name), ("$arn", s.Arn), ("$description", s.Description), ("$kms", s.KmsKeyId),
+            ("$type", s.Type), ("$created", s.CreatedDate.ToUnixTimeMilliseconds()), ("$changed", s.LastChangedDate.ToUnixTimeMilliseconds()),
+            ("$accessed", s.LastAccessedDate?.ToUnixTimeMilliseconds()), ("$deletion", s.DeletionDate?.ToUnixTimeMilliseconds()),
+            ("$tags", StorageJsonContext.Tags(s.Tags)),
+        ];
+
+        private static (string, object?)[] VersionParameters(long secretKey, VersionEntity v) =>
+        [
+            ("$secret", secretKey), ("$version", v.VersionId), ("$labels", StorageJsonContext.Labels(v.Labels)),
+            ("$created", v.CreatedDate.ToUnixTimeMilliseconds()), ("$accessed", v.LastAccessedDate?.ToUnixTimeMilliseconds()), ("$key", v.KeyId),
+        ];
+    }
+
+    // --- shared queries ----------------------------------------------------------------------------
+
+    private const string SecretColumns =
+        "id, region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags";
+    private const string VersionColumns = "v.version_id, v.labels, v.created, v.last_accessed, v.key_id, v.value IS NOT NULL";
+
+    private static async Task<SecretEntity?> FindSecretAsync(SqliteConnection connection, SqliteTransaction? transaction, string region,
+        SecretLookup lookup, CancellationToken ct)
+    {
+        SecretEntity? secret;
+        var (where, parameter) = lookup.Arn is not null ? ("arn = $key", lookup.Arn) : ("region = $region AND name = $key", lookup.Name!);
+        await using (var command = Command(connection, transaction, $"SELECT {SecretColumns} FROM secrets WHERE {where}", ("$key", parameter), ("$region", region)))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            if (!await reader.ReadAsync(ct))
+            {
+                return null;
+            }
+            secret = ReadSecret(reader);
+        }
+        if (secret.Region != region)
+        {
+            return null;
+        }
+        await using (var command = Command(connection, transaction, $"SELECT {VersionColumns} FROM versions v WHERE v.secret_id = $id ORDER BY v.created", ("$id", secret.Key)))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                secret.Versions.Add(ReadVersion(reader, 0));
+            }
+        }
+        return secret;
+    }
+
+    private static async Task<byte[]?> ReadValueAsync(SqliteConnection connection, SqliteTransaction? transaction, long secretKey, string versionId, CancellationToken ct) =>
+        await Scalar(connection, transaction, "SELECT value FROM versions WHERE secret_id = $secret AND version_id = $version", ct,
+            ("$secret", secretKey), ("$version", versionId)) as byte[];
+
+    private static SecretEntity ReadSecret(DbDataReader r) => new()
+    {
+        Key = r.GetInt64(0),
+        Region = r.GetString(1),
+        Name = r.GetString(2),
+        Arn = r.GetString(3),
+        Description = r.IsDBNull(4) ? null : r.GetString(4),
+        KmsKeyId = r.IsDBNull(5) ? null : r.GetString(5),
+        Type = r.IsDBNull(6) ? null : r.GetString(6),
+        CreatedDate = FromMs(r.GetInt64(7)),
+        LastChangedDate = FromMs(r.GetInt64(8)),
+        LastAccessedDate = r.IsDBNull(9) ? null : FromMs(r.GetInt64(9)),
+        DeletionDate = r.IsDBNull(10) ? null : FromMs(r.GetInt64(10)),
+        Tags = StorageJsonContext.Tags(r.IsDBNull(11) ? null : r.GetString(11)),
+    };
+
+    private static VersionEntity ReadVersion(DbDataReader r, int first) => new()
+    {
+        VersionId = r.GetString(first),
+        Labels = StorageJsonContext.Labels(r.GetString(first + 1)),
+        CreatedDate = FromMs(r.GetInt64(first + 2)),
+        LastAccessedDate = r.IsDBNull(first + 3) ? null : FromMs(r.GetInt64(first + 3)),
+        KeyId = r.IsDBNull(first + 4) ? null : r.GetString(first + 4),
+        HasValue = r.GetInt64(first + 5) != 0,
+    };
+
+    private static DateTimeOffset FromMs(long ms) => DateTimeOffset.FromUnixTimeMilliseconds(ms);
+
+    private async Task<SqliteConnection> OpenAsync(CancellationToken ct)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(ct);
+        await Execute(connection, null, "PRAGMA synchronous = FULL", ct);
+        return connection;
+    }
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+        command.CommandText = sql;
+        command.Transaction = transaction;
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value ?? DBNull.Value);
+        }
+        return command;
+    }
+
+    private static async Task Execute(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken ct, params (string, object?)[] parameters)
+    {
+        await using var command = Command(connection, transaction, sql, parameters);
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private static async Task<object?> Scalar(SqliteConnection connection, SqliteTransaction? transaction, string sql, CancellationToken ct, params (string, object?)[] parameters)
+    {
+        await using var command = Command(connection, transaction, sql, parameters);
+        var result = await command.ExecuteScalarAsync(ct);
+        return result is DBNull ? null : result;
+    }
+}
