@@ -1,0 +1,269 @@
+using System.Text;
+using Microsoft.Data.Sqlite;
+using Tumbler.Core.Secrets;
+using Tumbler.Core.Tests.Support;
+
+namespace Tumbler.Core.Tests.Secrets;
+
+public sealed class SecretsServiceTests
+{
+    private static readonly CallContext Caller = ServiceHarness.Caller;
+
+    [Fact]
+    public async Task Create_replayed_with_the_same_token_and_value_returns_the_same_answer_and_otherwise_conflicts()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var token = ServiceHarness.Token();
+        var request = new CreateSecretRequest { Name = "idem", SecretString = "s3cret", ClientRequestToken = token };
+        var first = await h.Service.CreateSecretAsync(request, Caller, default);
+        var replay = await h.Service.CreateSecretAsync(request, Caller, default);
+        Assert.Equal(first, replay);
+
+        var otherValue = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CreateSecretAsync(request with { SecretString = "other" }, Caller, default));
+        Assert.Equal("ResourceExistsException", otherValue.ErrorCode);
+        var otherToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CreateSecretAsync(request with { ClientRequestToken = ServiceHarness.Token() }, Caller, default));
+        Assert.Equal("The operation failed because the secret idem already exists.", otherToken.Message);
+    }
+
+    [Fact]
+    public async Task Put_with_a_used_token_changes_nothing_for_the_same_value_and_conflicts_for_another()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var arn = (await h.CreateAsync("put-idem", "v1")).ARN;
+        var token = ServiceHarness.Token();
+        await h.PutAsync("put-idem", "v2", token: token);
+        var repeat = await h.PutAsync("put-idem", "v2", token: token);
+        Assert.Equal(["AWSCURRENT"], repeat.VersionStages);
+        Assert.Equal(2, (await h.LabelsAsync("put-idem")).Count);
+
+        var conflict = await Assert.ThrowsAsync<ServiceException>(() => h.PutAsync("put-idem", "v3", token: token));
+        Assert.Equal("ResourceExistsException", conflict.ErrorCode);
+        Assert.Equal($"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {arn}.", conflict.Message);
+    }
+
+    [Fact]
+    public async Task Update_without_a_value_ignores_the_token_and_creates_no_version()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        await h.CreateAsync("update-me", "v1");
+        var updated = await h.Service.UpdateSecretAsync(new UpdateSecretRequest
+        {
+            SecretId = "update-me", Description = "d", ClientRequestToken = ServiceHarness.Token(),
+        }, Caller, default);
+        Assert.Null(updated.VersionId);
+        Assert.Single(await h.LabelsAsync("update-me"));
+        var described = await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "update-me" }, Caller, default);
+        Assert.Equal("d", described.Description);
+
+        h.Clock.Advance(TimeSpan.FromMilliseconds(5));
+        var withValue = await h.Service.UpdateSecretAsync(new UpdateSecretRequest
+        {
+            SecretId = "update-me", SecretString = "v2", ClientRequestToken = ServiceHarness.Token(),
+        }, Caller, default);
+        Assert.NotNull(withValue.VersionId);
+        var after = await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "update-me" }, Caller, default);
+        Assert.True(after.LastChangedDate > described.LastChangedDate);
+        Assert.Equal(["AWSCURRENT"], after.VersionIdsToStages![withValue.VersionId!]);
+    }
+
+    [Fact]
+    public async Task Deprecated_versions_are_pruned_only_when_old_enough_and_refused_above_the_limit_until_then()
+    {
+        await using var h = await ServiceHarness.CreateAsync(new SecretsOptions { MaxDeprecatedVersions = 2, MinAgeBeforePruning = TimeSpan.FromHours(1) });
+        await h.CreateAsync("busy", "v0");
+        for (var i = 1; i <= 3; i++)
+        {
+            await h.PutAsync("busy", $"v{i}"); // leaves v0, v1 deprecated after v3
+        }
+        var refused = await Assert.ThrowsAsync<ServiceException>(() => h.PutAsync("busy", "v4"));
+        Assert.Equal("LimitExceededException", refused.ErrorCode);
+
+        h.Clock.Advance(TimeSpan.FromHours(2));
+        await h.PutAsync("busy", "v4");
+        var versions = await h.Service.ListSecretVersionIdsAsync(new ListSecretVersionIdsRequest { SecretId = "busy", IncludeDeprecated = true }, Caller, default);
+        Assert.Equal(4, versions.Versions.Count); // v0 pruned: two deprecated, AWSPREVIOUS, AWSCURRENT
+        Assert.Equal(2, versions.Versions.Count(v => v.VersionStages is null));
+    }
+
+    [Fact]
+    public async Task A_secret_scheduled_for_deletion_can_be_described_and_restored_but_not_read_and_is_purged_after_its_window()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        await h.CreateAsync("doomed", "v1");
+        var deleted = await h.Service.DeleteSecretAsync(new DeleteSecretRequest { SecretId = "doomed", RecoveryWindowInDays = 7 }, Caller, default);
+        Assert.Equal(h.Clock.Now.AddDays(7), deleted.DeletionDate);
+
+        var read = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "doomed" }, Caller, default));
+        Assert.Equal(("InvalidRequestException", "You can't perform this operation on the secret because it was marked for deletion."), (read.ErrorCode, read.Message));
+        var recreate = await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync("doomed", "x"));
+        Assert.Equal("You can't create this secret because a secret with this name is already scheduled for deletion.", recreate.Message);
+        Assert.NotNull((await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "doomed" }, Caller, default)).DeletedDate);
+        Assert.Empty((await h.Service.ListSecretsAsync(new ListSecretsRequest(), Caller, default)).SecretList);
+        Assert.Single((await h.Service.ListSecretsAsync(new ListSecretsRequest { IncludePlannedDeletion = true }, Caller, default)).SecretList);
+
+        await h.Service.RestoreSecretAsync(new SecretIdRequest { SecretId = "doomed" }, Caller, default);
+        Assert.Equal("v1", (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "doomed" }, Caller, default)).SecretString);
+
+        await h.Service.DeleteSecretAsync(new DeleteSecretRequest { SecretId = "doomed", RecoveryWindowInDays = 7 }, Caller, default);
+        h.Clock.Advance(TimeSpan.FromDays(6));
+        Assert.Empty(await h.Service.PurgeExpiredDeletionsAsync(default));
+        h.Clock.Advance(TimeSpan.FromDays(1));
+        Assert.Single(await h.Service.PurgeExpiredDeletionsAsync(default));
+        var gone = await Assert.ThrowsAsync<ServiceException>(() => h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "doomed" }, Caller, default));
+        Assert.Equal(("ResourceNotFoundException", "Secrets Manager can't find the specified secret."), (gone.ErrorCode, gone.Message));
+    }
+
+    [Fact]
+    public async Task Forced_deletion_frees_the_name_and_a_new_secret_gets_a_new_arn()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var first = await h.CreateAsync("again", "v1");
+        await h.Service.DeleteSecretAsync(new DeleteSecretRequest { SecretId = "again", ForceDeleteWithoutRecovery = true }, Caller, default);
+        var second = await h.CreateAsync("again", "v2");
+        Assert.NotEqual(first.ARN, second.ARN);
+
+        var missing = await h.Service.DeleteSecretAsync(new DeleteSecretRequest { SecretId = "never-was", ForceDeleteWithoutRecovery = true }, Caller, default);
+        Assert.Equal("never-was", missing.Name);
+        Assert.StartsWith("arn:aws:secretsmanager:us-east-1:123456789012:secret:never-was-", missing.ARN);
+
+        var both = await Assert.ThrowsAsync<ServiceException>(() => h.Service.DeleteSecretAsync(
+            new DeleteSecretRequest { SecretId = "again", ForceDeleteWithoutRecovery = true, RecoveryWindowInDays = 7 }, Caller, default));
+        Assert.Equal("InvalidParameterException", both.ErrorCode);
+    }
+
+    [Fact]
+    public async Task Secrets_are_found_by_name_full_arn_and_partial_arn_except_when_the_name_looks_suffixed()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var plain = await h.CreateAsync("prod/app/db", "v1");
+        Assert.Matches(@"^arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/app/db-[A-Za-z0-9]{6}$", plain.ARN);
+        foreach (var id in new[] { "prod/app/db", plain.ARN, plain.ARN[..^7] })
+        {
+            Assert.Equal("v1", (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id }, Caller, default)).SecretString);
+        }
+        var suffixed = await h.CreateAsync("name-a1b2c3", "v2");
+        var partial = await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = suffixed.ARN[..^7] }, Caller, default));
+        Assert.Equal("ResourceNotFoundException", partial.ErrorCode);
+
+        var otherRegion = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = "prod/app/db" }, Caller with { Region = "eu-west-1" }, default));
+        Assert.Equal("ResourceNotFoundException", otherRegion.ErrorCode);
+    }
+
+    [Fact]
+    public async Task Value_selection_errors_use_the_AWS_messages_and_reads_record_the_day_of_access()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var created = await h.CreateAsync("reads", "v1");
+        var noLabel = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = "reads", VersionStage = "AWSPENDING" }, Caller, default));
+        Assert.Equal("Secrets Manager can't find the specified secret value for staging label: AWSPENDING", noLabel.Message);
+        var unknownVersion = new string('a', 32);
+        var noVersion = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = "reads", VersionId = unknownVersion }, Caller, default));
+        Assert.Equal($"Secrets Manager can't find the specified secret value for VersionId: {unknownVersion}", noVersion.Message);
+        var mismatch = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = "reads", VersionId = created.VersionId, VersionStage = "AWSPREVIOUS" }, Caller, default));
+        Assert.Equal(("InvalidRequestException", "You provided a VersionStage that is not associated to the provided VersionId."), (mismatch.ErrorCode, mismatch.Message));
+
+        Assert.Null((await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "reads" }, Caller, default)).LastAccessedDate);
+        await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "reads" }, Caller, default);
+        var described = await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "reads" }, Caller, default);
+        Assert.Equal(new DateTimeOffset(2026, 11, 28, 0, 0, 0, TimeSpan.Zero), described.LastAccessedDate);
+    }
+
+    [Fact]
+    public async Task Names_and_lengths_are_validated_with_the_AWS_messages_before_existence()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var badName = await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync("Inv Name", "v"));
+        Assert.Equal(("ValidationException", SecretArn.InvalidNameMessage), (badName.ErrorCode, badName.Message));
+        var badId = await Assert.ThrowsAsync<ServiceException>(() => h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = " Inv*Name? " }, Caller, default));
+        Assert.Equal("ValidationException", badId.ErrorCode);
+
+        var tooLong = Assert.Throws<ServiceException>(() => h.Service.GetRandomPassword(new GetRandomPasswordRequest { PasswordLength = 5555 }));
+        Assert.Equal("1 validation error detected: Value '5555' at 'passwordLength' failed to satisfy constraint: Member must have value less than or equal to 4096", tooLong.Message);
+
+        var huge = new string('x', 65537);
+        var oversized = await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync("big", huge));
+        Assert.Equal("ValidationException", oversized.ErrorCode);
+        Assert.DoesNotContain("xxxx", oversized.Message, StringComparison.Ordinal); // secret values are never echoed
+        var multiByte = new string('é', 40000); // 80,000 UTF-8 bytes
+        Assert.Equal("ValidationException", (await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync("big", multiByte))).ErrorCode);
+        await h.CreateAsync("big", new string('x', 65536));
+    }
+
+    [Fact]
+    public async Task List_pages_are_stable_while_secrets_are_added_and_sort_by_name_descending()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        for (var i = 0; i < 5; i++)
+        {
+            await h.CreateAsync($"s{i}", "v");
+            h.Clock.Advance(TimeSpan.FromSeconds(1));
+        }
+        var page1 = await h.Service.ListSecretsAsync(new ListSecretsRequest { MaxResults = 2 }, Caller, default);
+        Assert.Equal(["s0", "s1"], page1.SecretList.Select(s => s.Name));
+        await h.CreateAsync("s5", "v");
+        var names = page1.SecretList.Select(s => s.Name).ToList();
+        var token = page1.NextToken;
+        while (token is not null)
+        {
+            var page = await h.Service.ListSecretsAsync(new ListSecretsRequest { MaxResults = 2, NextToken = token }, Caller, default);
+            names.AddRange(page.SecretList.Select(s => s.Name));
+            token = page.NextToken;
+        }
+        Assert.Equal(["s0", "s1", "s2", "s3", "s4", "s5"], names);
+
+        var byName = await h.Service.ListSecretsAsync(new ListSecretsRequest { SortBy = "name", SortOrder = "desc", MaxResults = 3 }, Caller, default);
+        Assert.Equal(["s5", "s4", "s3"], byName.SecretList.Select(s => s.Name));
+        var badToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.ListSecretsAsync(new ListSecretsRequest { NextToken = "not-a-token" }, Caller, default));
+        Assert.Equal("InvalidNextTokenException", badToken.ErrorCode);
+    }
+
+    [Fact]
+    public async Task Tags_are_merged_in_order_and_an_emptied_list_differs_from_never_tagged()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        await h.CreateAsync("tagged", "v");
+        Assert.Null((await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "tagged" }, Caller, default)).Tags);
+        await h.Service.TagResourceAsync(new TagResourceRequest { SecretId = "tagged", Tags = [new() { Key = "b", Value = "1" }, new() { Key = "a", Value = "2" }] }, Caller, default);
+        await h.Service.TagResourceAsync(new TagResourceRequest { SecretId = "tagged", Tags = [new() { Key = "b", Value = "3" }] }, Caller, default);
+        var tags = (await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "tagged" }, Caller, default)).Tags!;
+        Assert.Equal([("b", "3"), ("a", "2")], tags.Select(t => (t.Key!, t.Value!)));
+        await h.Service.UntagResourceAsync(new UntagResourceRequest { SecretId = "tagged", TagKeys = ["a", "b", "missing"] }, Caller, default);
+        Assert.Empty((await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "tagged" }, Caller, default)).Tags!);
+    }
+
+    [Fact]
+    public async Task The_database_holds_no_value_in_clear_and_a_value_moved_to_another_version_does_not_decrypt()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        const string marker = "plaintext-marker-4f2b9c";
+        var first = await h.CreateAsync("sealed", $"{{\"password\":\"{marker}\"}}");
+        var second = await h.PutAsync("sealed", Convert.ToBase64String(Encoding.UTF8.GetBytes(marker)));
+        await h.Store.DisposeAsync();
+
+        foreach (var file in Directory.GetFiles(h.Directory))
+        {
+            var bytes = await File.ReadAllBytesAsync(file);
+            Assert.Equal(-1, bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(marker)));
+            Assert.Equal(-1, bytes.AsSpan().IndexOf(Encoding.UTF8.GetBytes(Convert.ToBase64String(Encoding.UTF8.GetBytes(marker)))));
+        }
+
+        // Copy the first version's ciphertext over the second's: associated data must make it unreadable.
+        await using (var connection = new SqliteConnection($"Data Source={h.DatabasePath};Pooling=False"))
+        {
+            await connection.OpenAsync();
+            var command = connection.CreateCommand();
+            command.CommandText = "UPDATE versions SET value = (SELECT value FROM versions WHERE version_id = $from) WHERE version_id = $to";
+            command.Parameters.AddWithValue("$from", first.VersionId);
+            command.Parameters.AddWithValue("$to", second.VersionId);
+            Assert.Equal(1, await command.ExecuteNonQueryAsync());
+        }
+        var error = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "sealed" }, Caller, default));
+        Assert.Equal("DecryptionFailure", error.ErrorCode);
+        Assert.DoesNotContain(marker, error.Message, StringComparison.Ordinal);
+    }
+}
