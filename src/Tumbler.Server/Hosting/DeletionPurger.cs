@@ -1,0 +1,29 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Tumbler.Core.Secrets;
+
+namespace Tumbler.Server.Hosting;
+
+/// <summary>Purges secrets whose recovery window has ended, at start and then periodically.</summary>
+public sealed class DeletionPurger(SecretsService secrets, ServerOptions options, ILogger<DeletionPurger> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.PurgeInterval);
+        do
+        {
+            try
+            {
+                foreach (var arn in await secrets.PurgeExpiredDeletionsAsync(stoppingToken))
+                {
+                    logger.LogInformation("Purged {Arn}: its recovery window ended", arn);
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Purging deleted secrets failed; will retry");
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}

@@ -1,0 +1,227 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Tumbler.Core.Crypto;
+using Tumbler.Core.Secrets;
+using Tumbler.Core.Storage;
+using Tumbler.Server.Auth;
+using Tumbler.Server.Protocol;
+using Tumbler.Storage.Sqlite;
+
+namespace Tumbler.Server.Hosting;
+
+/// <summary>
+/// The composition root: opens the data directory (store, root key, root credentials), wires the
+/// services and serves the API on Kestrel.
+/// </summary>
+public sealed class TumblerServer : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+
+    private TumblerServer(WebApplication app, Uri endpoint, AccessKeyCredential root)
+    {
+        _app = app;
+        Endpoint = endpoint;
+        Root = root;
+    }
+
+    public Uri Endpoint { get; }
+    public AccessKeyCredential Root { get; }
+    public IServiceProvider Services => _app.Services;
+
+    /// <summary>Opens the data directory and starts serving; throws <see cref="StartupException"/> with the reason it can't.</summary>
+    public static async Task<TumblerServer> StartAsync(ServerOptions options, TextWriter output, CancellationToken ct)
+    {
+        var endPoint = options.ListenEndPoint();
+        if (options.AcceptAnyCredentials && !IPAddress.IsLoopback(endPoint.Address))
+        {
+            throw new StartupException($"--accept-any-credentials is refused on {options.Listen}: it is only allowed on a loopback address.");
+        }
+        if (options.Regions.Count == 0)
+        {
+            throw new StartupException("At least one region must be served.");
+        }
+
+        var store = await OpenStoreAsync(options.DataDirectory, output, ct);
+        try
+        {
+            var rootKey = await LoadRootKeyAsync(store, options.DataDirectory, output, ct);
+            KeyRing keyRing;
+            try
+            {
+                keyRing = await KeyRing.OpenAsync(store, rootKey, options.Regions[0], options.AccountId, TimeProvider.System, ct);
+            }
+            catch (RootKeyMismatchException e)
+            {
+                throw new StartupException($"{e.Message} Refusing to start: give the root key this data directory was created with.");
+            }
+            var root = LoadRootCredentials(options, output);
+            var app = Build(options, endPoint, store, keyRing, root);
+            await app.StartAsync(ct);
+            var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+                .Features.Get<IServerAddressesFeature>()!.Addresses.First();
+            return new TumblerServer(app, new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)), root);
+        }
+        catch
+        {
+            await store.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task WaitForShutdownAsync() => _app.WaitForShutdownAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+    }
+
+    private static WebApplication Build(ServerOptions options, IPEndPoint endPoint, ISecretStore store, KeyRing keyRing, AccessKeyCredential root)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Listen(endPoint);
+        });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(console =>
+        {
+            console.SingleLine = true;
+            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+            console.UseUtcTimestamp = true;
+        });
+        builder.Logging.SetMinimumLevel(LogLevel.Information);
+        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(TimeProvider.System);
+        services.AddSingleton(store);
+        services.AddSingleton(keyRing);
+        services.AddSingleton(new SecretsOptions { AccountId = options.AccountId });
+        services.AddSingleton<SecretsService>();
+        services.AddSingleton<ICredentialLookup>(new StaticCredentialLookup([root]));
+        services.AddSingleton(new SigV4Options
+        {
+            Regions = options.Regions.ToHashSet(StringComparer.Ordinal),
+            AccountId = options.AccountId,
+            AcceptAnyCredentials = options.AcceptAnyCredentials,
+        });
+        services.AddSingleton<SigV4Verifier>();
+        services.AddSingleton<ApiEndpoint>();
+        services.AddHostedService<DeletionPurger>();
+
+        var app = builder.Build();
+        var endpoint = app.Services.GetRequiredService<ApiEndpoint>();
+        app.MapPost("/", endpoint.HandleAsync);
+        app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
+            "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true));
+        app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        return app;
+    }
+
+    private static async Task<ISecretStore> OpenStoreAsync(string dataDirectory, TextWriter output, CancellationToken ct)
+    {
+        try
+        {
+            if (!Directory.Exists(dataDirectory))
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(dataDirectory);
+                }
+                else
+                {
+                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+                await output.WriteLineAsync($"Created data directory {Path.GetFullPath(dataDirectory)}");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
+        }
+        var store = new SqliteSecretStore(Path.Combine(dataDirectory, ServerOptions.DatabaseFile));
+        try
+        {
+            await store.InitializeAsync(ct);
+            return store;
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            await store.DisposeAsync();
+            throw new StartupException($"Cannot open the store in {dataDirectory}: {e.Message}");
+        }
+    }
+
+    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, string dataDirectory, TextWriter output, CancellationToken ct)
+    {
+        var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
+        var path = Path.Combine(dataDirectory, ServerOptions.RootKeyFile);
+        try
+        {
+            if (!string.IsNullOrWhiteSpace(fromEnvironment))
+            {
+                return RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable);
+            }
+            if (File.Exists(path))
+            {
+                return RootKeyFile.Read(path);
+            }
+            if (await store.HasDataAsync(ct) || await store.GetSettingAsync("root_key_check", ct) is not null)
+            {
+                throw new StartupException(
+                    $"The root key {Path.GetFullPath(path)} is missing, but the store in {dataDirectory} holds data encrypted with it. " +
+                    $"Restore the file or set {RootKeyFile.EnvironmentVariable}; a new key would make the data unreadable.");
+            }
+            var key = RootKeyFile.Create(path);
+            await output.WriteLineAsync($"Created root key {Path.GetFullPath(path)} (mode 0600): keep it safe and apart from backups of the store.");
+            return key;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"Cannot read the root key: {e.Message}");
+        }
+    }
+
+    private static AccessKeyCredential LoadRootCredentials(ServerOptions options, TextWriter output)
+    {
+        var principal = $"arn:aws:iam::{options.AccountId}:root";
+        try
+        {
+            if (RootCredentials.FromEnvironment() is { } pair)
+            {
+                return new AccessKeyCredential(pair.AccessKeyId, pair.SecretAccessKey, principal);
+            }
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new StartupException(e.Message);
+        }
+        var path = Path.Combine(options.DataDirectory, ServerOptions.CredentialsFile);
+        try
+        {
+            if (File.Exists(path))
+            {
+                var existing = RootCredentials.ReadFile(path);
+                return new AccessKeyCredential(existing.AccessKeyId, existing.SecretAccessKey, principal);
+            }
+            var created = RootCredentials.CreateFile(path);
+            output.WriteLine($"Created root credentials {Path.GetFullPath(path)} (mode 0600). Use them with:");
+            output.WriteLine($"  export AWS_SHARED_CREDENTIALS_FILE={Path.GetFullPath(path)} AWS_DEFAULT_REGION={options.Regions[0]}");
+            return new AccessKeyCredential(created.AccessKeyId, created.SecretAccessKey, principal);
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"Cannot read the root credentials: {e.Message}");
+        }
+    }
+}

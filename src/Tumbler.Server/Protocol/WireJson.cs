@@ -1,0 +1,57 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Tumbler.Core.Secrets;
+
+namespace Tumbler.Server.Protocol;
+
+/// <summary>
+/// Source-generated serialization of every request and response shape (spec §1.2): members without
+/// a value are omitted, blobs are standard base64, timestamps are epoch seconds as JSON numbers.
+/// </summary>
+[JsonSourceGenerationOptions(
+    DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    Converters = [typeof(EpochSecondsConverter)],
+    AllowTrailingCommas = false,
+    MaxDepth = 32)]
+[JsonSerializable(typeof(CreateSecretRequest))]
+[JsonSerializable(typeof(CreateSecretResponse))]
+[JsonSerializable(typeof(GetSecretValueRequest))]
+[JsonSerializable(typeof(GetSecretValueResponse))]
+[JsonSerializable(typeof(BatchGetSecretValueRequest))]
+[JsonSerializable(typeof(BatchGetSecretValueResponse))]
+[JsonSerializable(typeof(PutSecretValueRequest))]
+[JsonSerializable(typeof(PutSecretValueResponse))]
+[JsonSerializable(typeof(UpdateSecretRequest))]
+[JsonSerializable(typeof(UpdateSecretResponse))]
+[JsonSerializable(typeof(UpdateSecretVersionStageRequest))]
+[JsonSerializable(typeof(SecretIdentity))]
+[JsonSerializable(typeof(SecretIdRequest))]
+[JsonSerializable(typeof(DescribeSecretResponse))]
+[JsonSerializable(typeof(ListSecretsRequest))]
+[JsonSerializable(typeof(ListSecretsResponse))]
+[JsonSerializable(typeof(ListSecretVersionIdsRequest))]
+[JsonSerializable(typeof(ListSecretVersionIdsResponse))]
+[JsonSerializable(typeof(DeleteSecretRequest))]
+[JsonSerializable(typeof(DeleteSecretResponse))]
+[JsonSerializable(typeof(GetRandomPasswordRequest))]
+[JsonSerializable(typeof(GetRandomPasswordResponse))]
+[JsonSerializable(typeof(TagResourceRequest))]
+[JsonSerializable(typeof(UntagResourceRequest))]
+[JsonSerializable(typeof(EmptyResponse))]
+public sealed partial class WireJsonContext : JsonSerializerContext;
+
+/// <summary>Timestamps as epoch seconds with millisecond precision, e.g. <c>1700000000.123</c>: JS SDK v3 rejects strings.</summary>
+public sealed class EpochSecondsConverter : JsonConverter<DateTimeOffset>
+{
+    public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+        DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(reader.GetDecimal() * 1000m));
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options)
+    {
+        Span<byte> buffer = stackalloc byte[32];
+        var seconds = value.ToUnixTimeMilliseconds() / 1000m;
+        seconds.TryFormat(buffer, out var written, "0.000", CultureInfo.InvariantCulture);
+        writer.WriteRawValue(buffer[..written], skipInputValidation: true);
+    }
+}
