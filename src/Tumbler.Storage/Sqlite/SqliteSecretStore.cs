@@ -126,7 +126,7 @@ public sealed class SqliteSecretStore : ISecretStore
             }
         }
         await using (var command = Command(connection, null,
-            $"SELECT v.secret_id, {VersionColumns} FROM versions v JOIN secrets s ON s.id = v.secret_id WHERE s.region = $region{deletedClause}", ("$region", region)))
+            $"SELECT v.secret_id, {VersionColumns} FROM versions v JOIN secrets s ON s.id = v.secret_id WHERE s.region = $region{deletedClause} ORDER BY v.created", ("$region", region)))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
