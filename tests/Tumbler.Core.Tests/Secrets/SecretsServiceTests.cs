@@ -266,4 +266,37 @@ public sealed class SecretsServiceTests
         Assert.Equal("DecryptionFailure", error.ErrorCode);
         Assert.DoesNotContain(marker, error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Batch_get_reports_per_secret_failures_beside_the_values_and_pages_filtered_results()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        await h.CreateAsync("batch/a", "A");
+        await h.CreateAsync("batch/b", "B");
+        await h.CreateAsync("batch/empty");
+        await h.CreateAsync("other", "O");
+        var byId = await h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest { SecretIdList = ["batch/a", "missing", "batch/empty"] }, Caller, default);
+        Assert.Equal(["A"], byId.SecretValues.Select(v => v.SecretString));
+        Assert.Equal([("missing", "ResourceNotFoundException"), ("batch/empty", "ResourceNotFoundException")], byId.Errors.Select(e => (e.SecretId!, e.ErrorCode!)));
+
+        var page = await h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest
+        {
+            Filters = [new Filter { Key = "name", Values = ["batch/"] }], MaxResults = 2,
+        }, Caller, default);
+        Assert.Equal(["A", "B"], page.SecretValues.Select(v => v.SecretString));
+        Assert.NotNull(page.NextToken);
+        var rest = await h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest
+        {
+            Filters = [new Filter { Key = "name", Values = ["batch/"] }], MaxResults = 2, NextToken = page.NextToken,
+        }, Caller, default);
+        Assert.Empty(rest.SecretValues);
+        Assert.Contains(":secret:batch/empty-", Assert.Single(rest.Errors).SecretId!, StringComparison.Ordinal);
+        Assert.Null(rest.NextToken);
+
+        var both = await Assert.ThrowsAsync<ServiceException>(() => h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest
+        {
+            SecretIdList = ["batch/a"], Filters = [new Filter { Key = "name", Values = ["b"] }],
+        }, Caller, default));
+        Assert.Equal("InvalidParameterException", both.ErrorCode);
+    }
 }
