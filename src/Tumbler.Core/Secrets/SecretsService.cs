@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using Tumbler.Core.Crypto;
 using Tumbler.Core.Passwords;
+using Tumbler.Core.Rotation;
 using Tumbler.Core.Storage;
 
 namespace Tumbler.Core.Secrets;
@@ -10,7 +11,8 @@ namespace Tumbler.Core.Secrets;
 /// The Secrets Manager operations with AWS semantics (spec §2 and §3): one method per operation.
 /// Every change to versions or labels happens in one store transaction.
 /// </summary>
-public sealed partial class SecretsService(ISecretStore store, KeyRing keys, TimeProvider time, SecretsOptions options)
+public sealed partial class SecretsService(ISecretStore store, KeyRing keys, TimeProvider time, SecretsOptions options,
+    IRotationFunctionRegistry? functions = null, RotationSignal? rotationSignal = null)
 {
     private const string MarkedForDeletion = "You can't perform this operation on the secret because it was marked for deletion.";
     private const string SecretNotFound = "Secrets Manager can't find the specified secret.";
@@ -345,6 +347,12 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             Type = NullIfEmpty(secret.Type),
             Description = NullIfEmpty(secret.Description),
             KmsKeyId = secret.KmsKeyId,
+            RotationEnabled = secret.RotationEnabled,
+            RotationLambdaARN = secret.RotationLambdaArn,
+            RotationRules = RulesOf(secret),
+            LastRotatedDate = secret.LastRotatedDate,
+            NextRotationDate = secret.RotationEnabled == true ? secret.NextRotationDate : null,
+            TumblerRotationStatus = StatusOf(await store.FindRotationAsync(secret.Key, ct)),
             LastChangedDate = secret.LastChangedDate,
             LastAccessedDate = secret.LastAccessedDate,
             DeletedDate = secret.DeletionDate,
@@ -375,6 +383,11 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 Type = NullIfEmpty(secret.Type),
                 Description = NullIfEmpty(secret.Description),
                 KmsKeyId = secret.KmsKeyId,
+                RotationEnabled = secret.RotationEnabled,
+                RotationLambdaARN = secret.RotationLambdaArn,
+                RotationRules = RulesOf(secret),
+                LastRotatedDate = secret.LastRotatedDate,
+                NextRotationDate = secret.RotationEnabled == true ? secret.NextRotationDate : null,
                 LastChangedDate = secret.LastChangedDate,
                 LastAccessedDate = secret.LastAccessedDate,
                 DeletedDate = secret.DeletionDate,

@@ -184,6 +184,7 @@ public sealed record DescribeSecretResponse
     public string? OwningService { get; init; }
     public required DateTimeOffset CreatedDate { get; init; }
     public string? PrimaryRegion { get; init; }
+    public TumblerRotationStatus? TumblerRotationStatus { get; init; }
 }
 
 public sealed record ListSecretsRequest
@@ -290,6 +291,39 @@ public sealed record UntagResourceRequest
 {
     public string? SecretId { get; init; }
     public IReadOnlyList<string>? TagKeys { get; init; }
+}
+
+public sealed record RotateSecretRequest
+{
+    public string? SecretId { get; init; }
+    public string? ClientRequestToken { get; init; }
+    public string? RotationLambdaARN { get; init; }
+    public RotationRulesType? RotationRules { get; init; }
+    public IReadOnlyList<ExternalSecretRotationMetadataItem>? ExternalSecretRotationMetadata { get; init; }
+    public string? ExternalSecretRotationRoleArn { get; init; }
+    public bool? RotateImmediately { get; init; }
+}
+
+/// <summary>The answer of RotateSecret and CancelRotateSecret.</summary>
+public sealed record RotationResponse
+{
+    public required string ARN { get; init; }
+    public required string Name { get; init; }
+    public string? VersionId { get; init; }
+}
+
+/// <summary>
+/// Not an AWS member: the state of a rotation that is running or failing, so an operator sees why a
+/// rotation is stuck. AWS SDKs ignore members they don't know.
+/// </summary>
+public sealed record TumblerRotationStatus
+{
+    public required string VersionId { get; init; }
+    public required string State { get; init; }
+    public string? NextStep { get; init; }
+    public int Attempts { get; init; }
+    public string? LastError { get; init; }
+    public DateTimeOffset? NextAttemptDate { get; init; }
 }
 
 /// <summary>The empty answer of TagResource and UntagResource: <c>{}</c>.</summary>

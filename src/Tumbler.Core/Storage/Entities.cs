@@ -21,6 +21,17 @@ public sealed class SecretEntity
     public List<SecretTag>? Tags { get; set; }
     public List<VersionEntity> Versions { get; init; } = [];
 
+    /// <summary>Null until rotation was first configured; false after CancelRotateSecret.</summary>
+    public bool? RotationEnabled { get; set; }
+    public string? RotationLambdaArn { get; set; }
+    /// <summary>The rules as the caller gave them (echoed in DescribeSecret), as JSON.</summary>
+    public string? RotationRulesJson { get; set; }
+    public DateTimeOffset? LastRotatedDate { get; set; }
+    /// <summary>When the next scheduled rotation becomes due (the start of its window); indexed for the scheduler.</summary>
+    public DateTimeOffset? NextRotationStart { get; set; }
+    /// <summary>The end of that window: the "on or before" date AWS reports as NextRotationDate.</summary>
+    public DateTimeOffset? NextRotationDate { get; set; }
+
     public bool IsScheduledForDeletion => DeletionDate is not null;
 }
 
@@ -56,4 +67,28 @@ public readonly record struct SecretLookup(string? Name, string? Arn)
 {
     public static SecretLookup ByName(string name) => new(name, null);
     public static SecretLookup ByArn(string arn) => new(null, arn);
+}
+
+/// <summary>
+/// A rotation in progress, persisted after every step so that a crash resumes where it stopped.
+/// A node runs it only while it holds the lease.
+/// </summary>
+public sealed class RotationJob
+{
+    public required long SecretKey { get; init; }
+    public required string SecretArn { get; init; }
+    public required string Region { get; init; }
+    /// <summary>The pending version's id: the ClientRequestToken of every step.</summary>
+    public required string Token { get; init; }
+    public required string RotationToken { get; init; }
+    /// <summary>False for RotateImmediately=false: only testSecret runs, against a copy of the current value.</summary>
+    public required bool RotateImmediately { get; init; }
+    /// <summary>How many of the steps have completed (0 to 4; a test-only rotation has one step).</summary>
+    public int StepsDone { get; set; }
+    public int Attempts { get; set; }
+    public required DateTimeOffset StartedDate { get; init; }
+    public required DateTimeOffset NextAttemptDate { get; set; }
+    public string? LastError { get; set; }
+    public string? LeaseOwner { get; set; }
+    public DateTimeOffset? LeaseExpires { get; set; }
 }

@@ -31,6 +31,20 @@ public interface ISecretStore : IAsyncDisposable
     Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
     Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct);
 
+    Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct);
+
+    /// <summary>Secrets whose scheduled rotation is due and that have no rotation in progress, soonest first.</summary>
+    Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct);
+
+    /// <summary>
+    /// Leases up to <paramref name="limit"/> rotations whose next attempt is due and whose lease is free
+    /// or expired, so exactly one node runs each; a dead node's lease simply expires.
+    /// </summary>
+    Task<IReadOnlyList<RotationJob>> ClaimRotationsAsync(DateTimeOffset now, string owner, DateTimeOffset leaseExpires, int limit, CancellationToken ct);
+
+    /// <summary>Extends a lease this owner still holds; false when it was lost.</summary>
+    Task<bool> RenewLeaseAsync(long secretKey, string owner, DateTimeOffset leaseExpires, CancellationToken ct);
+
     /// <summary>Runs <paramref name="work"/> in one serializable write transaction and commits it if it returns.</summary>
     Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct);
 }
@@ -48,4 +62,8 @@ public interface ISecretWriter
     /// <summary>Writes a version's labels and metadata, and its value when <paramref name="encryptedValue"/> is given.</summary>
     Task UpdateVersionAsync(long secretKey, VersionEntity version, byte[]? encryptedValue);
     Task DeleteVersionAsync(long secretKey, string versionId);
+    Task<RotationJob?> FindRotationAsync(long secretKey);
+    /// <summary>Inserts or replaces the secret's rotation job.</summary>
+    Task SaveRotationAsync(RotationJob job);
+    Task DeleteRotationAsync(long secretKey);
 }

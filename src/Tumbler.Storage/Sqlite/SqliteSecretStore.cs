@@ -55,7 +55,14 @@ public sealed class SqliteSecretStore : ISecretStore
                     last_accessed INTEGER,
                     deletion_date INTEGER,
                     tags TEXT,
+                    rotation_enabled INTEGER,
+                    rotation_lambda_arn TEXT,
+                    rotation_rules TEXT,
+                    last_rotated INTEGER,
+                    next_rotation_start INTEGER,
+                    next_rotation INTEGER,
                     UNIQUE (region, name));
+                CREATE INDEX secrets_due ON secrets (next_rotation_start) WHERE rotation_enabled = 1;
                 CREATE TABLE versions (
                     secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
                     version_id TEXT NOT NULL,
@@ -65,6 +72,21 @@ public sealed class SqliteSecretStore : ISecretStore
                     key_id TEXT,
                     value BLOB,
                     PRIMARY KEY (secret_id, version_id));
+                CREATE TABLE rotations (
+                    secret_id INTEGER PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+                    secret_arn TEXT NOT NULL,
+                    region TEXT NOT NULL,
+                    token TEXT NOT NULL,
+                    rotation_token TEXT NOT NULL,
+                    rotate_immediately INTEGER NOT NULL,
+                    steps_done INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL,
+                    started INTEGER NOT NULL,
+                    next_attempt INTEGER NOT NULL,
+                    last_error TEXT,
+                    lease_owner TEXT,
+                    lease_expires INTEGER);
+                CREATE INDEX rotations_due ON rotations (next_attempt);
                 CREATE TABLE kms_keys (
                     key_id TEXT PRIMARY KEY,
                     arn TEXT NOT NULL,
@@ -243,6 +265,67 @@ public sealed class SqliteSecretStore : ISecretStore
         return ValueTask.CompletedTask;
     }
 
+    public async Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return await FindRotationAsync(connection, null, secretKey, ct);
+    }
+
+    public async Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, """
+            SELECT region, arn FROM secrets s
+            WHERE rotation_enabled = 1 AND next_rotation_start <= $now AND deletion_date IS NULL
+              AND NOT EXISTS (SELECT 1 FROM rotations r WHERE r.secret_id = s.id)
+            ORDER BY next_rotation_start LIMIT $limit
+            """, ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var due = new List<(string, string)>();
+        while (await reader.ReadAsync(ct))
+        {
+            due.Add((reader.GetString(0), reader.GetString(1)));
+        }
+        return due;
+    }
+
+    public Task<IReadOnlyList<RotationJob>> ClaimRotationsAsync(DateTimeOffset now, string owner, DateTimeOffset leaseExpires, int limit, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var claimed = new List<RotationJob>();
+            await using (var command = Command(sqlite.Connection, sqlite.Transaction, $"""
+                SELECT {RotationColumns} FROM rotations
+                WHERE next_attempt <= $now AND (lease_expires IS NULL OR lease_expires < $now)
+                ORDER BY next_attempt LIMIT $limit
+                """, ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit)))
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    claimed.Add(ReadRotation(reader));
+                }
+            }
+            foreach (var job in claimed)
+            {
+                job.LeaseOwner = owner;
+                job.LeaseExpires = leaseExpires;
+                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE rotations SET lease_owner = $owner, lease_expires = $expires WHERE secret_id = $id",
+                    ct, ("$owner", owner), ("$expires", leaseExpires.ToUnixTimeMilliseconds()), ("$id", job.SecretKey));
+            }
+            return (IReadOnlyList<RotationJob>)claimed;
+        }, ct);
+
+    public Task<bool> RenewLeaseAsync(long secretKey, string owner, DateTimeOffset leaseExpires, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "UPDATE rotations SET lease_expires = $expires WHERE secret_id = $id AND lease_owner = $owner",
+                ("$expires", leaseExpires.ToUnixTimeMilliseconds()), ("$id", secretKey), ("$owner", owner));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
     // --- the write transaction ---------------------------------------------------------------------
 
     private sealed class Writer(SqliteConnection connection, SqliteTransaction transaction) : ISecretWriter
@@ -259,15 +342,19 @@ public sealed class SqliteSecretStore : ISecretStore
         public async Task InsertSecretAsync(SecretEntity secret)
         {
             secret.Key = Convert.ToInt64(await Scalar(Connection, Transaction, """
-                INSERT INTO secrets (region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags)
-                VALUES ($region, $name, $arn, $description, $kms, $type, $created, $changed, $accessed, $deletion, $tags)
+                INSERT INTO secrets (region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags,
+                    rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation)
+                VALUES ($region, $name, $arn, $description, $kms, $type, $created, $changed, $accessed, $deletion, $tags,
+                    $rotationEnabled, $lambda, $rules, $lastRotated, $nextStart, $next)
                 RETURNING id
                 """, CancellationToken.None, SecretParameters(secret)));
         }
 
         public Task UpdateSecretAsync(SecretEntity secret) => Execute(Connection, Transaction, """
             UPDATE secrets SET description = $description, kms_key_id = $kms, type = $type, last_changed = $changed,
-                last_accessed = $accessed, deletion_date = $deletion, tags = $tags
+                last_accessed = $accessed, deletion_date = $deletion, tags = $tags, rotation_enabled = $rotationEnabled,
+                rotation_lambda_arn = $lambda, rotation_rules = $rules, last_rotated = $lastRotated,
+                next_rotation_start = $nextStart, next_rotation = $next
             WHERE id = $id
             """, CancellationToken.None, [.. SecretParameters(secret), ("$id", secret.Key)]);
 
@@ -288,12 +375,29 @@ public sealed class SqliteSecretStore : ISecretStore
             "DELETE FROM versions WHERE secret_id = $secret AND version_id = $version", CancellationToken.None,
             ("$secret", secretKey), ("$version", versionId));
 
+        public Task<RotationJob?> FindRotationAsync(long secretKey) =>
+            SqliteSecretStore.FindRotationAsync(Connection, Transaction, secretKey, CancellationToken.None);
+
+        public Task SaveRotationAsync(RotationJob job) => Execute(Connection, Transaction, $"""
+            INSERT OR REPLACE INTO rotations ({RotationColumns})
+            VALUES ($secret, $arn, $region, $token, $rotationToken, $immediately, $steps, $attempts, $started, $next, $error, $owner, $expires)
+            """, CancellationToken.None,
+            ("$secret", job.SecretKey), ("$arn", job.SecretArn), ("$region", job.Region), ("$token", job.Token), ("$rotationToken", job.RotationToken),
+            ("$immediately", job.RotateImmediately ? 1 : 0), ("$steps", job.StepsDone), ("$attempts", job.Attempts),
+            ("$started", job.StartedDate.ToUnixTimeMilliseconds()), ("$next", job.NextAttemptDate.ToUnixTimeMilliseconds()), ("$error", job.LastError),
+            ("$owner", job.LeaseOwner), ("$expires", job.LeaseExpires?.ToUnixTimeMilliseconds()));
+
+        public Task DeleteRotationAsync(long secretKey) =>
+            Execute(Connection, Transaction, "DELETE FROM rotations WHERE secret_id = $id", CancellationToken.None, ("$id", secretKey));
+
         private static (string, object?)[] SecretParameters(SecretEntity s) =>
         [
             ("$region", s.Region), ("$name", s.Name), ("$arn", s.Arn), ("$description", s.Description), ("$kms", s.KmsKeyId),
             ("$type", s.Type), ("$created", s.CreatedDate.ToUnixTimeMilliseconds()), ("$changed", s.LastChangedDate.ToUnixTimeMilliseconds()),
             ("$accessed", s.LastAccessedDate?.ToUnixTimeMilliseconds()), ("$deletion", s.DeletionDate?.ToUnixTimeMilliseconds()),
-            ("$tags", StorageJsonContext.Tags(s.Tags)),
+            ("$tags", StorageJsonContext.Tags(s.Tags)), ("$rotationEnabled", s.RotationEnabled is null ? null : s.RotationEnabled.Value ? 1 : 0),
+            ("$lambda", s.RotationLambdaArn), ("$rules", s.RotationRulesJson), ("$lastRotated", s.LastRotatedDate?.ToUnixTimeMilliseconds()),
+            ("$nextStart", s.NextRotationStart?.ToUnixTimeMilliseconds()), ("$next", s.NextRotationDate?.ToUnixTimeMilliseconds()),
         ];
 
         private static (string, object?)[] VersionParameters(long secretKey, VersionEntity v) =>
@@ -306,8 +410,36 @@ public sealed class SqliteSecretStore : ISecretStore
     // --- shared queries ----------------------------------------------------------------------------
 
     private const string SecretColumns =
-        "id, region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags";
+        "id, region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags, " +
+        "rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation";
     private const string VersionColumns = "v.version_id, v.labels, v.created, v.last_accessed, v.key_id, v.value IS NOT NULL";
+
+    private const string RotationColumns =
+        "secret_id, secret_arn, region, token, rotation_token, rotate_immediately, steps_done, attempts, started, next_attempt, last_error, lease_owner, lease_expires";
+
+    private static async Task<RotationJob?> FindRotationAsync(SqliteConnection connection, SqliteTransaction? transaction, long secretKey, CancellationToken ct)
+    {
+        await using var command = Command(connection, transaction, $"SELECT {RotationColumns} FROM rotations WHERE secret_id = $id", ("$id", secretKey));
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        return await reader.ReadAsync(ct) ? ReadRotation(reader) : null;
+    }
+
+    private static RotationJob ReadRotation(DbDataReader r) => new()
+    {
+        SecretKey = r.GetInt64(0),
+        SecretArn = r.GetString(1),
+        Region = r.GetString(2),
+        Token = r.GetString(3),
+        RotationToken = r.GetString(4),
+        RotateImmediately = r.GetInt64(5) != 0,
+        StepsDone = r.GetInt32(6),
+        Attempts = r.GetInt32(7),
+        StartedDate = FromMs(r.GetInt64(8)),
+        NextAttemptDate = FromMs(r.GetInt64(9)),
+        LastError = r.IsDBNull(10) ? null : r.GetString(10),
+        LeaseOwner = r.IsDBNull(11) ? null : r.GetString(11),
+        LeaseExpires = r.IsDBNull(12) ? null : FromMs(r.GetInt64(12)),
+    };
 
     private static async Task<SecretEntity?> FindSecretAsync(SqliteConnection connection, SqliteTransaction? transaction, string region,
         SecretLookup lookup, CancellationToken ct)
@@ -356,6 +488,12 @@ public sealed class SqliteSecretStore : ISecretStore
         LastAccessedDate = r.IsDBNull(9) ? null : FromMs(r.GetInt64(9)),
         DeletionDate = r.IsDBNull(10) ? null : FromMs(r.GetInt64(10)),
         Tags = StorageJsonContext.Tags(r.IsDBNull(11) ? null : r.GetString(11)),
+        RotationEnabled = r.IsDBNull(12) ? null : r.GetInt64(12) != 0,
+        RotationLambdaArn = r.IsDBNull(13) ? null : r.GetString(13),
+        RotationRulesJson = r.IsDBNull(14) ? null : r.GetString(14),
+        LastRotatedDate = r.IsDBNull(15) ? null : FromMs(r.GetInt64(15)),
+        NextRotationStart = r.IsDBNull(16) ? null : FromMs(r.GetInt64(16)),
+        NextRotationDate = r.IsDBNull(17) ? null : FromMs(r.GetInt64(17)),
     };
 
     private static VersionEntity ReadVersion(DbDataReader r, int first) => new()

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Tumbler.Core.Crypto;
+using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
 using Tumbler.Storage.Sqlite;
 
@@ -34,14 +35,14 @@ public sealed class ServiceHarness : IAsyncDisposable
     public ManualClock Clock { get; }
     public SecretsService Service { get; }
 
-    public static async Task<ServiceHarness> CreateAsync(SecretsOptions? options = null)
+    public static async Task<ServiceHarness> CreateAsync(SecretsOptions? options = null, IRotationFunctionRegistry? functions = null)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("tumbler-core-tests-").FullName;
         var store = new SqliteSecretStore(Path.Combine(directory, "tumbler.db"));
         await store.InitializeAsync(CancellationToken.None);
         var clock = new ManualClock(new DateTimeOffset(2026, 11, 28, 10, 0, 0, TimeSpan.Zero));
         var keys = await KeyRing.OpenAsync(store, RandomNumberGenerator.GetBytes(32), "us-east-1", "123456789012", clock, CancellationToken.None);
-        return new ServiceHarness(directory, store, keys, clock, new SecretsService(store, keys, clock, options ?? new SecretsOptions()));
+        return new ServiceHarness(directory, store, keys, clock, new SecretsService(store, keys, clock, options ?? new SecretsOptions(), functions));
     }
 
     public static string Token() => Guid.NewGuid().ToString();

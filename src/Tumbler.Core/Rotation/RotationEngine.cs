@@ -1,0 +1,149 @@
+using Microsoft.Extensions.Logging;
+using Tumbler.Core.Secrets;
+using Tumbler.Core.Storage;
+
+namespace Tumbler.Core.Rotation;
+
+public sealed record RotationOptions
+{
+    /// <summary>How long a claimed rotation stays with one node without renewal; a dead node's rotation resumes after it.</summary>
+    public TimeSpan LeaseDuration { get; init; } = TimeSpan.FromSeconds(60);
+    public TimeSpan StepTimeout { get; init; } = TimeSpan.FromMinutes(5);
+    public int MaxConcurrency { get; init; } = 4;
+    /// <summary>Scheduled rotations started per pass.</summary>
+    public int BatchSize { get; init; } = 100;
+    public TimeSpan RetryBase { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan RetryMax { get; init; } = TimeSpan.FromHours(1);
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>Test-only fault injection: called with "STEP:before" and "STEP:after" around every step.</summary>
+    public Action<string>? StepBoundary { get; init; }
+}
+
+/// <summary>
+/// Runs rotations: createSecret, setSecret, testSecret, finishSecret, strictly in order, each through
+/// the secret's rotation function. Progress is persisted after every step and the work is leased, so
+/// a crash anywhere resumes on this or another node from the last completed step, with the same
+/// pending version (and so the same password). A failed attempt is retried with exponential backoff.
+/// </summary>
+public sealed class RotationEngine(SecretsService secrets, ISecretStore store, IRotationFunctionRegistry functions, TimeProvider time,
+    RotationOptions options, ILogger<RotationEngine> logger)
+{
+    public string NodeId { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
+
+    /// <summary>One pass: starts the scheduled rotations that are due, then runs the rotations this node claims. Returns how many ran.</summary>
+    public async Task<int> RunOnceAsync(CancellationToken ct)
+    {
+        foreach (var (region, arn) in await store.FindDueRotationsAsync(time.GetUtcNow(), options.BatchSize, ct))
+        {
+            try
+            {
+                if (await secrets.StartScheduledRotationAsync(region, arn, ct))
+                {
+                    logger.LogInformation("Scheduled rotation of {Arn} started", arn);
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogError(e, "Could not start the scheduled rotation of {Arn}", arn);
+            }
+        }
+        var now = time.GetUtcNow();
+        var jobs = await store.ClaimRotationsAsync(now, NodeId, now + options.LeaseDuration, options.MaxConcurrency, ct);
+        await Task.WhenAll(jobs.Select(job => RunAsync(job, ct)));
+        return jobs.Count;
+    }
+
+    private async Task RunAsync(RotationJob job, CancellationToken ct)
+    {
+        using var leased = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var renewal = KeepLeaseAsync(job, leased);
+        var steps = job.RotateImmediately ? RotationStep.All : [RotationStep.TestSecret];
+        var step = steps[Math.Min(job.StepsDone, steps.Count - 1)];
+        try
+        {
+            var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
+                ?? throw new RotationStepException("The secret no longer exists.");
+            var function = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
+            if (function is null)
+            {
+                throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");
+            }
+            var client = new ScopedSecretsClient(secrets, new CallContext(job.Region, RotationPrincipal(job)), job.SecretArn);
+            for (var i = job.StepsDone; i < steps.Count; i++)
+            {
+                step = steps[i];
+                options.StepBoundary?.Invoke($"{step}:before");
+                using (var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(leased.Token))
+                {
+                    stepTimeout.CancelAfter(options.StepTimeout);
+                    try
+                    {
+                        await function.InvokeAsync(new RotationEvent(job.SecretArn, job.Token, step, job.RotationToken), client, stepTimeout.Token);
+                    }
+                    catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested && !leased.IsCancellationRequested)
+                    {
+                        throw new RotationStepException($"The step timed out after {options.StepTimeout.TotalSeconds:0} seconds.");
+                    }
+                }
+                options.StepBoundary?.Invoke($"{step}:after");
+                job.StepsDone = i + 1;
+                if (!await secrets.RecordStepDoneAsync(job, ct))
+                {
+                    logger.LogWarning("Rotation {Token} of {Arn} was cancelled or taken over; stopping", job.Token, job.SecretArn);
+                    return;
+                }
+            }
+            await secrets.FinishRotationAsync(job, ct);
+            logger.LogInformation("Rotation {Token} of {Arn} succeeded", job.Token, job.SecretArn);
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested)
+        {
+            if (leased.IsCancellationRequested)
+            {
+                logger.LogWarning("Lost the lease on rotation {Token} of {Arn} during {Step}; another node resumes it", job.Token, job.SecretArn, step);
+                return;
+            }
+            var retryAfter = TimeSpan.FromTicks(Math.Min(options.RetryMax.Ticks, options.RetryBase.Ticks << Math.Min(job.Attempts, 20)));
+            var error = $"{step}: {Describe(e)}";
+            await secrets.RecordFailureAsync(job, error, retryAfter, CancellationToken.None);
+            logger.LogWarning("Rotation {Token} of {Arn} failed (attempt {Attempt}) at {Error}; retrying in {RetryAfter}",
+                job.Token, job.SecretArn, job.Attempts + 1, error, retryAfter);
+        }
+        finally
+        {
+            await leased.CancelAsync();
+            await renewal;
+        }
+    }
+
+    /// <summary>Renews the lease while the rotation runs; cancels the run when the lease is lost.</summary>
+    private async Task KeepLeaseAsync(RotationJob job, CancellationTokenSource leased)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(options.LeaseDuration / 3, time, leased.Token);
+                if (!await store.RenewLeaseAsync(job.SecretKey, NodeId, time.GetUtcNow() + options.LeaseDuration, leased.Token))
+                {
+                    await leased.CancelAsync();
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The rotation ended.
+        }
+    }
+
+    /// <summary>Failure text for operators: our own messages, and the type and message of anything else (never a value).</summary>
+    private static string Describe(Exception e) => e switch
+    {
+        RotationStepException or ServiceException => e.Message,
+        _ => $"{e.GetType().Name}: {e.Message}",
+    };
+
+    private string RotationPrincipal(RotationJob job) =>
+        $"arn:aws:sts::{job.SecretArn.Split(':')[4]}:assumed-role/TumblerRotation/{job.Token}";
+}

@@ -1,0 +1,235 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Tumbler.Core.Rotation;
+using Tumbler.Core.Secrets;
+using Tumbler.Core.Tests.Support;
+
+namespace Tumbler.Core.Tests.Rotation;
+
+/// <summary>The engine's rules (order, persistence, retry, resume, schedule) with the generic template function.</summary>
+public sealed class RotationEngineTests
+{
+    private static readonly CallContext Caller = ServiceHarness.Caller;
+    private static readonly RotationOptions Options = new() { LeaseDuration = TimeSpan.FromSeconds(30), RetryBase = TimeSpan.FromSeconds(10) };
+
+    private static async Task<(ServiceHarness H, TemplateRotationFunction Function, RotationEngine Engine)> SetUpAsync()
+    {
+        var function = new TemplateRotationFunction();
+        var registry = new SingleFunctionRegistry(function);
+        var h = await ServiceHarness.CreateAsync(functions: registry);
+        return (h, function, NewEngine(h, registry));
+    }
+
+    private static RotationEngine NewEngine(ServiceHarness h, IRotationFunctionRegistry registry, RotationOptions? options = null) =>
+        new(h.Service, h.Store, registry, h.Clock, options ?? Options, NullLogger<RotationEngine>.Instance);
+
+    private static Task<RotationResponse> RotateAsync(ServiceHarness h, string id, string? token = null, RotationRulesType? rules = null, bool? immediately = null) =>
+        h.Service.RotateSecretAsync(new RotateSecretRequest
+        {
+            SecretId = id, ClientRequestToken = token ?? ServiceHarness.Token(), RotationLambdaARN = TemplateRotationFunction.Arn,
+            RotationRules = rules, RotateImmediately = immediately,
+        }, Caller, default);
+
+    private static Task<DescribeSecretResponse> DescribeAsync(ServiceHarness h, string id) =>
+        h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = id }, Caller, default);
+
+    [Fact]
+    public async Task RotateSecret_stores_a_valueless_AWSPENDING_placeholder_before_any_step_runs()
+    {
+        var (h, _, _) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        var token = (await RotateAsync(h, "app")).VersionId!;
+
+        var described = await DescribeAsync(h, "app");
+        Assert.True(described.RotationEnabled);
+        Assert.Equal(TemplateRotationFunction.Arn, described.RotationLambdaARN);
+        Assert.Equal(["AWSPENDING"], described.VersionIdsToStages![token]);
+        Assert.Equal(["AWSCURRENT"], described.VersionIdsToStages[v1]);
+        Assert.Equal("InProgress", described.TumblerRotationStatus!.State);
+        var pending = await Assert.ThrowsAsync<ServiceException>(() => h.Service.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = "app", VersionId = token, VersionStage = "AWSPENDING" }, Caller, default));
+        Assert.Equal("ResourceNotFoundException", pending.ErrorCode);
+    }
+
+    [Fact]
+    public async Task The_four_steps_run_in_order_and_leave_the_new_version_current_without_AWSPENDING()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        var token = (await RotateAsync(h, "app", rules: new RotationRulesType { AutomaticallyAfterDays = 30 })).VersionId!;
+
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+        Assert.Equal(RotationStep.All, function.Calls.Select(c => c.Step));
+        Assert.All(function.Calls, c => Assert.Equal(token, c.Token));
+        var described = await DescribeAsync(h, "app");
+        Assert.Equal(["AWSCURRENT"], described.VersionIdsToStages![token]);
+        Assert.Equal(["AWSPREVIOUS"], described.VersionIdsToStages[v1]);
+        Assert.Equal(h.Clock.Now, described.LastRotatedDate);
+        Assert.NotNull(described.NextRotationDate);
+        Assert.InRange(described.NextRotationDate!.Value, h.Clock.Now.AddDays(29), h.Clock.Now.AddDays(31));
+        Assert.Null(described.TumblerRotationStatus);
+        Assert.Equal(30, described.RotationRules!.AutomaticallyAfterDays);
+        Assert.NotEqual("old", (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).SecretString);
+    }
+
+    [Fact]
+    public async Task A_failed_step_is_visible_retried_after_backoff_and_never_regenerates_the_pending_password()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var token = (await RotateAsync(h, "app")).VersionId!;
+        function.Failing.Add(RotationStep.SetSecret);
+
+        await engine.RunOnceAsync(default);
+        var status = (await DescribeAsync(h, "app")).TumblerRotationStatus!;
+        Assert.Equal(("Retrying", "setSecret", 1), (status.State, status.NextStep, status.Attempts));
+        Assert.Equal("setSecret: setSecret failed on purpose", status.LastError);
+        var pending = (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app", VersionStage = "AWSPENDING" }, Caller, default)).SecretString;
+
+        function.Failing.Clear();
+        Assert.Equal(0, await engine.RunOnceAsync(default)); // backoff not over yet
+        h.Clock.Advance(TimeSpan.FromSeconds(11));
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+        Assert.Equal(1, function.Calls.Count(c => c.Step == RotationStep.CreateSecret)); // resumed at setSecret
+        var current = await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default);
+        Assert.Equal((token, pending), (current.VersionId, current.SecretString));
+    }
+
+    [Fact]
+    public async Task A_rotation_left_by_a_dead_node_is_resumed_by_another_once_its_lease_expires()
+    {
+        var (h, function, _) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        await RotateAsync(h, "app");
+        using var crash = new CancellationTokenSource();
+        var dying = NewEngine(h, new SingleFunctionRegistry(function), Options with
+        {
+            StepBoundary = point =>
+            {
+                if (point == "testSecret:before")
+                {
+                    crash.Cancel(); // the node dies here: its lease stays behind
+                    crash.Token.ThrowIfCancellationRequested();
+                }
+            },
+        });
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => dying.RunOnceAsync(crash.Token));
+
+        var survivor = NewEngine(h, new SingleFunctionRegistry(function));
+        Assert.Equal(0, await survivor.RunOnceAsync(default)); // still leased by the dead node
+        h.Clock.Advance(TimeSpan.FromSeconds(31));
+        Assert.Equal(1, await survivor.RunOnceAsync(default));
+        Assert.Equal([RotationStep.CreateSecret, RotationStep.SetSecret, RotationStep.TestSecret, RotationStep.FinishSecret],
+            function.Calls.Select(c => c.Step));
+        Assert.Null((await DescribeAsync(h, "app")).TumblerRotationStatus);
+    }
+
+    [Fact]
+    public async Task A_second_RotateSecret_during_a_rotation_is_refused_unless_it_repeats_the_token()
+    {
+        var (h, _, _) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var token = ServiceHarness.Token();
+        await RotateAsync(h, "app", token);
+        Assert.Equal(token, (await RotateAsync(h, "app", token)).VersionId);
+        var refused = await Assert.ThrowsAsync<ServiceException>(() => RotateAsync(h, "app"));
+        Assert.Equal(("InvalidRequestException", "A previous rotation isn't complete. That rotation will be reattempted."), (refused.ErrorCode, refused.Message));
+    }
+
+    [Fact]
+    public async Task An_unknown_or_missing_rotation_function_is_refused_and_nothing_is_stored()
+    {
+        var (h, _, _) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var missing = await Assert.ThrowsAsync<ServiceException>(() => h.Service.RotateSecretAsync(
+            new RotateSecretRequest { SecretId = "app", ClientRequestToken = ServiceHarness.Token() }, Caller, default));
+        Assert.Equal(("InvalidRequestException", "No Lambda rotation function ARN is associated with this secret."), (missing.ErrorCode, missing.Message));
+        var unknown = await Assert.ThrowsAsync<ServiceException>(() => h.Service.RotateSecretAsync(new RotateSecretRequest
+        {
+            SecretId = "app", ClientRequestToken = ServiceHarness.Token(), RotationLambdaARN = "arn:aws:lambda:us-east-1:123456789012:function:Nope",
+        }, Caller, default));
+        Assert.Equal("AccessDeniedException", unknown.ErrorCode);
+        var described = await DescribeAsync(h, "app");
+        Assert.Null(described.RotationEnabled);
+        Assert.Null(described.RotationLambdaARN);
+        Assert.Single(described.VersionIdsToStages!);
+        var noToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.RotateSecretAsync(
+            new RotateSecretRequest { SecretId = "app", RotationLambdaARN = TemplateRotationFunction.Arn }, Caller, default));
+        Assert.Equal("InvalidParameterException", noToken.ErrorCode);
+    }
+
+    [Fact]
+    public async Task RotateImmediately_false_only_tests_a_copy_of_the_current_value_and_removes_it()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        string? seen = null;
+        function.Extra = async (e, client) => seen = (await client.GetSecretValueAsync(
+            new GetSecretValueRequest { SecretId = e.SecretId, VersionId = e.ClientRequestToken, VersionStage = "AWSPENDING" }, default)).SecretString;
+        var token = (await RotateAsync(h, "app", rules: new RotationRulesType { AutomaticallyAfterDays = 7 }, immediately: false)).VersionId!;
+
+        await engine.RunOnceAsync(default);
+        Assert.Equal([(RotationStep.TestSecret, token)], function.Calls);
+        Assert.Equal("old", seen);
+        var described = await DescribeAsync(h, "app");
+        Assert.Equal([v1], described.VersionIdsToStages!.Keys);
+        Assert.True(described.RotationEnabled);
+        Assert.NotNull(described.NextRotationDate);
+        Assert.Null(described.LastRotatedDate);
+    }
+
+    [Fact]
+    public async Task A_scheduled_rotation_starts_when_due_and_CancelRotateSecret_stops_the_schedule()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        await RotateAsync(h, "app", rules: new RotationRulesType { AutomaticallyAfterDays = 1 });
+        await engine.RunOnceAsync(default);
+        function.Calls.Clear();
+
+        Assert.Equal(0, await engine.RunOnceAsync(default));
+        h.Clock.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+        Assert.Equal(RotationStep.All, function.Calls.Select(c => c.Step));
+
+        var cancelled = await h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app" }, Caller, default);
+        var described = await DescribeAsync(h, "app");
+        Assert.False(described.RotationEnabled);
+        Assert.Null(described.NextRotationDate);
+        Assert.Equal(TemplateRotationFunction.Arn, described.RotationLambdaARN);
+        Assert.Null(cancelled.VersionId);
+        h.Clock.Advance(TimeSpan.FromDays(3));
+        Assert.Equal(0, await engine.RunOnceAsync(default));
+    }
+
+    [Fact]
+    public async Task A_rotation_function_cannot_touch_other_secrets()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        await h.CreateAsync("someone-else", "theirs");
+        ServiceException? denied = null;
+        function.Extra = async (_, client) =>
+        {
+            try
+            {
+                await client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "someone-else" }, default);
+            }
+            catch (ServiceException e)
+            {
+                denied = e;
+            }
+        };
+        await RotateAsync(h, "app");
+        await engine.RunOnceAsync(default);
+        Assert.Equal("AccessDeniedException", denied?.ErrorCode);
+    }
+}
