@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Tumbler.Core.Rotation;
 using Tumbler.Server.Hosting;
 
 namespace Tumbler.Cli;
@@ -49,10 +50,41 @@ internal static class ServeCommand
                 Regions = parse.GetValue(region)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 AccountId = account,
                 AcceptAnyCredentials = parse.GetValue(acceptAny),
+                Rotation = RotationTuning(),
             };
             return await RunAsync(options, ct);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Rotation timings from the environment (seconds): TUMBLER_ROTATION_LEASE_SECONDS,
+    /// TUMBLER_ROTATION_POLL_SECONDS, TUMBLER_ROTATION_RETRY_SECONDS (first retry delay, doubling).
+    /// TUMBLER_FAULT_INJECTION=STEP:before|after kills the process at that point of a rotation: for crash tests only.
+    /// </summary>
+    private static RotationOptions RotationTuning()
+    {
+        var defaults = new RotationOptions();
+        var faultPoint = Environment.GetEnvironmentVariable("TUMBLER_FAULT_INJECTION");
+        return defaults with
+        {
+            LeaseDuration = Seconds("TUMBLER_ROTATION_LEASE_SECONDS") ?? defaults.LeaseDuration,
+            PollInterval = Seconds("TUMBLER_ROTATION_POLL_SECONDS") ?? defaults.PollInterval,
+            RetryBase = Seconds("TUMBLER_ROTATION_RETRY_SECONDS") ?? defaults.RetryBase,
+            StepBoundary = string.IsNullOrEmpty(faultPoint) ? null : point =>
+            {
+                if (point == faultPoint)
+                {
+                    Console.Error.WriteLine($"TUMBLER_FAULT_INJECTION: killing the process at {point}");
+                    System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no cleanup, as a crash
+                }
+            },
+        };
+
+        static TimeSpan? Seconds(string variable) =>
+            double.TryParse(Environment.GetEnvironmentVariable(variable), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0
+                ? TimeSpan.FromSeconds(seconds)
+                : null;
     }
 
     private static async Task<int> RunAsync(ServerOptions options, CancellationToken ct)

@@ -1,4 +1,5 @@
 using System.Net;
+using Tumbler.Core.Rotation;
 
 namespace Tumbler.Server.Hosting;
 
@@ -12,6 +13,7 @@ public sealed record ServerOptions
     public string AccountId { get; init; } = "123456789012";
     public bool AcceptAnyCredentials { get; init; }
     public TimeSpan PurgeInterval { get; init; } = TimeSpan.FromMinutes(1);
+    public RotationOptions Rotation { get; init; } = new();
 
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";

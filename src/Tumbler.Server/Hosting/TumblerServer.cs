@@ -8,9 +8,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Crypto;
+using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
 using Tumbler.Server.Auth;
+using Tumbler.Rotators;
 using Tumbler.Server.Protocol;
 using Tumbler.Storage.Sqlite;
 
@@ -107,7 +109,12 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(store);
         services.AddSingleton(keyRing);
         services.AddSingleton(new SecretsOptions { AccountId = options.AccountId });
+        services.AddSingleton<IRotationFunctionRegistry>(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton<RotationSignal>();
+        services.AddSingleton(options.Rotation);
         services.AddSingleton<SecretsService>();
+        services.AddSingleton<RotationEngine>();
+        services.AddHostedService<RotationScheduler>();
         services.AddSingleton<ICredentialLookup>(new StaticCredentialLookup([root]));
         services.AddSingleton(new SigV4Options
         {

@@ -50,6 +50,10 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
             async (s, r, c, ct) => { await s.TagResourceAsync(r, c, ct); return EmptyResponse.Instance; }),
         ["UntagResource"] = Handle(WireJsonContext.Default.UntagResourceRequest, WireJsonContext.Default.EmptyResponse,
             async (s, r, c, ct) => { await s.UntagResourceAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["RotateSecret"] = Handle(WireJsonContext.Default.RotateSecretRequest, WireJsonContext.Default.RotationResponse,
+            (s, r, c, ct) => s.RotateSecretAsync(r, c, ct)),
+        ["CancelRotateSecret"] = Handle(WireJsonContext.Default.SecretIdRequest, WireJsonContext.Default.RotationResponse,
+            (s, r, c, ct) => s.CancelRotateSecretAsync(r, c, ct)),
         ["GetRandomPassword"] = Handle(WireJsonContext.Default.GetRandomPasswordRequest, WireJsonContext.Default.GetRandomPasswordResponse,
             (s, r, c, ct) => Task.FromResult(s.GetRandomPassword(r))),
     }.ToFrozenDictionary(StringComparer.Ordinal);
@@ -57,7 +61,7 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
     /// <summary>Operations of the AWS model that later work brings; until then they answer a clear error.</summary>
     private static readonly FrozenSet<string> NotYetAvailable = new[]
     {
-        "RotateSecret", "CancelRotateSecret", "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy",
+        "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy",
         "ValidateResourcePolicy", "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica",
     }.ToFrozenSet(StringComparer.Ordinal);
 

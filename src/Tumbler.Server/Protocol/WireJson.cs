@@ -38,6 +38,8 @@ namespace Tumbler.Server.Protocol;
 [JsonSerializable(typeof(GetRandomPasswordResponse))]
 [JsonSerializable(typeof(TagResourceRequest))]
 [JsonSerializable(typeof(UntagResourceRequest))]
+[JsonSerializable(typeof(RotateSecretRequest))]
+[JsonSerializable(typeof(RotationResponse))]
 [JsonSerializable(typeof(EmptyResponse))]
 public sealed partial class WireJsonContext : JsonSerializerContext;
 
