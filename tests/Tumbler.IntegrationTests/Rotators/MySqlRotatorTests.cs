@@ -671,25 +671,6 @@ public sealed class BuiltInRotationFunctionsTests
         Assert.Equal(usesFunction, MySqlServer.UsesPasswordFunction(version));
 }
 
-/// <summary>The Secrets Manager operations a rotation function may call, straight over SecretsService.</summary>
-internal sealed class TestSecretsClient(SecretsService service, CallContext context) : ISecretsManagerClient
-{
-    public Task<DescribeSecretResponse> DescribeSecretAsync(SecretIdRequest request, CancellationToken ct) =>
-        service.DescribeSecretAsync(request, context, ct);
-
-    public Task<GetSecretValueResponse> GetSecretValueAsync(GetSecretValueRequest request, CancellationToken ct) =>
-        service.GetSecretValueAsync(request, context, ct);
-
-    public Task<PutSecretValueResponse> PutSecretValueAsync(PutSecretValueRequest request, CancellationToken ct) =>
-        service.PutSecretValueAsync(request, context, ct);
-
-    public Task<SecretIdentity> UpdateSecretVersionStageAsync(UpdateSecretVersionStageRequest request, CancellationToken ct) =>
-        service.UpdateSecretVersionStageAsync(request, context, ct);
-
-    public Task<GetRandomPasswordResponse> GetRandomPasswordAsync(GetRandomPasswordRequest request, CancellationToken ct) =>
-        Task.FromResult(service.GetRandomPassword(request));
-}
-
 /// <summary>SecretsService on a SQLite store in a temp directory, and the rotation placeholder RotateSecret makes.</summary>
 internal sealed class RotationHarness : IAsyncDisposable
 {
@@ -699,14 +680,12 @@ internal sealed class RotationHarness : IAsyncDisposable
     private readonly string _directory;
     private readonly SqliteSecretStore _store;
     private readonly SecretsService _service;
-    private readonly TestSecretsClient _client;
 
     private RotationHarness(string directory, SqliteSecretStore store, SecretsService service)
     {
         _directory = directory;
         _store = store;
         _service = service;
-        _client = new TestSecretsClient(service, Caller);
     }
 
     public static async Task<RotationHarness> CreateAsync()
@@ -788,8 +767,9 @@ internal sealed class RotationHarness : IAsyncDisposable
             return 0;
         }, CancellationToken.None);
 
+    /// <summary>One step, with the client the engine gives functions: scoped to this secret and its masterarn.</summary>
     public Task StepAsync(IRotationFunction function, string arn, string token, string step) =>
-        function.InvokeAsync(new RotationEvent(arn, token, step, Guid.NewGuid().ToString()), _client, CancellationToken.None);
+        function.InvokeAsync(new RotationEvent(arn, token, step, Guid.NewGuid().ToString()), new ScopedSecretsClient(_service, Caller, arn), CancellationToken.None);
 
     /// <summary>A whole rotation: the placeholder, then the four steps in order. Returns the token.</summary>
     public async Task<string> RotateAsync(IRotationFunction function, string arn)
