@@ -9,19 +9,25 @@ namespace Tumbler.IntegrationTests;
 /// Debian's aws CLI v2 (/usr/bin/aws), unmodified, against a running <c>tumbler serve</c>: what the CLI
 /// prints must be what it prints against AWS (spec §1–§3).
 /// </summary>
-[Trait("Category", "Integration")]
-public sealed class AwsCliTests(TumblerServerFixture fixture) : IClassFixture<TumblerServerFixture>
+/// <remarks>Split in two classes (each with its own server) so that the two run in parallel.</remarks>
+public abstract class AwsCliTestBase(TumblerServerFixture fixture)
 {
-    private const string NotFound = "Secrets Manager can't find the specified secret.";
-    private const string MarkedForDeletion = "You can't perform this operation on the secret because it was marked for deletion.";
-    private const string InvalidName = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
+    protected const string NotFound = "Secrets Manager can't find the specified secret.";
+    protected const string MarkedForDeletion = "You can't perform this operation on the secret because it was marked for deletion.";
+    protected const string InvalidName = "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!";
 
     private readonly AwsCli _aws = fixture.Cli;
 
-    private Task<CliResult> Sm(params string[] args) => _aws.SecretsManager(args);
+    /// <summary>aws --endpoint-url ... --output json secretsmanager ARGS</summary>
+    protected Task<CliResult> Sm(params string[] args) => _aws.SecretsManager(args);
 
-    private static string Unique(string hint) => $"{hint}-{Guid.NewGuid().ToString("N")[..10]}";
+    protected static string Unique(string hint) => $"{hint}-{Guid.NewGuid().ToString("N")[..10]}";
+}
 
+/// <summary>Create, read, put, labels, update, list, tags and versions through the aws CLI.</summary>
+[Trait("Category", "Integration")]
+public sealed class AwsCliTests(TumblerServerFixture fixture) : AwsCliTestBase(fixture), IClassFixture<TumblerServerFixture>
+{
     [Fact]
     public async Task Create_get_and_describe_a_string_secret()
     {
@@ -325,6 +331,12 @@ public sealed class AwsCliTests(TumblerServerFixture fixture) : IClassFixture<Tu
         CliAssert.AwsError(await Sm("list-secret-version-ids", "--secret-id", Unique("cli/missing")), "ResourceNotFoundException", "ListSecretVersionIds", NotFound);
     }
 
+}
+
+/// <summary>Deletion, restore, idempotency, random passwords and error codes/texts through the aws CLI.</summary>
+[Trait("Category", "Integration")]
+public sealed class AwsCliDeletionAndErrorTests(TumblerServerFixture fixture) : AwsCliTestBase(fixture), IClassFixture<TumblerServerFixture>
+{
     [Fact]
     public async Task Delete_with_a_recovery_window_blocks_use_until_restore()
     {

@@ -205,6 +205,29 @@ public sealed class ServeCommandTests
     }
 
     [Fact]
+    public async Task The_region_of_the_request_signature_goes_into_the_arn()
+    {
+        await using var server = await TumblerServer.StartAsync(new TumblerServerOptions { ExtraArgs = ["--region", "us-east-1,eu-west-1"] });
+        var ireland = new AwsCli(server.Endpoint, server.AccessKeyId, server.SecretAccessKey, "eu-west-1");
+        var virginia = new AwsCli(server.Endpoint, server.AccessKeyId, server.SecretAccessKey, "us-east-1");
+        var name = Unique("region/app");
+
+        var arn = (await ireland.SecretsManager("create-secret", "--name", name, "--secret-string", "eu")).Ok().Json.Str("ARN");
+        CliAssert.ArnOf(arn, name, region: "eu-west-1");
+        Assert.Equal("eu", (await ireland.SecretsManager("get-secret-value", "--secret-id", arn)).Ok().Json.Str("SecretString"));
+        // Each region is its own namespace, as on AWS.
+        CliAssert.AwsError(await virginia.SecretsManager("describe-secret", "--secret-id", name), "ResourceNotFoundException", "DescribeSecret",
+            "Secrets Manager can't find the specified secret.");
+        var usArn = (await virginia.SecretsManager("create-secret", "--name", name, "--secret-string", "us")).Ok().Json.Str("ARN");
+        CliAssert.ArnOf(usArn, name, region: "us-east-1");
+
+        // A region the server does not serve is refused, not silently mapped.
+        var tokyo = new AwsCli(server.Endpoint, server.AccessKeyId, server.SecretAccessKey, "ap-northeast-1");
+        var refused = await tokyo.SecretsManager("list-secrets");
+        Assert.True(refused.ExitCode == 254, "expected a service error for an unserved region:\n" + refused);
+    }
+
+    [Fact]
     public async Task The_database_files_hold_no_secret_value_in_plaintext()
     {
         using var temp = new TempDirectory();

@@ -61,10 +61,11 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 {
                     throw ServiceException.InvalidRequest("You can't create this secret because a secret with this name is already scheduled for deletion.");
                 }
-                if (value is not null && existing.Versions.Find(v => v.VersionId == request.ClientRequestToken) is { } replayed
-                    && await IsSameValueAsync(writer, existing, replayed, value.Value, request.ClientRequestToken!))
+                if (value is not null && existing.Versions.Find(v => v.VersionId == request.ClientRequestToken) is { } replayed)
                 {
-                    return new CreateSecretResponse { ARN = existing.Arn, Name = existing.Name, VersionId = replayed.VersionId };
+                    return await IsSameValueAsync(writer, existing, replayed, value.Value, request.ClientRequestToken!)
+                        ? new CreateSecretResponse { ARN = existing.Arn, Name = existing.Name, VersionId = replayed.VersionId }
+                        : throw TokenInUse(request.ClientRequestToken!, existing);
                 }
                 throw new ServiceException(ErrorCodes.ResourceExists, $"The operation failed because the secret {request.Name} already exists.");
             }

@@ -10,20 +10,27 @@ public sealed class DeletionPurger(SecretsService secrets, ServerOptions options
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(options.PurgeInterval);
-        do
+        try
         {
-            try
+            do
             {
-                foreach (var arn in await secrets.PurgeExpiredDeletionsAsync(stoppingToken))
+                try
                 {
-                    logger.LogInformation("Purged {Arn}: its recovery window ended", arn);
+                    foreach (var arn in await secrets.PurgeExpiredDeletionsAsync(stoppingToken))
+                    {
+                        logger.LogInformation("Purged {Arn}: its recovery window ended", arn);
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogError(e, "Purging deleted secrets failed; will retry");
                 }
             }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "Purging deleted secrets failed; will retry");
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
     }
 }

@@ -13,26 +13,26 @@ public sealed class RotationScheduler(RotationEngine engine, RotationSignal sign
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        while (!stoppingToken.IsCancellationRequested)
+        try
         {
-            try
+            while (true)
             {
-                while (await engine.RunOnceAsync(stoppingToken) > 0)
+                try
                 {
+                    while (await engine.RunOnceAsync(stoppingToken) > 0)
+                    {
+                    }
                 }
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                logger.LogError(e, "A rotation pass failed; will retry");
-            }
-            try
-            {
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogError(e, "A rotation pass failed; will retry");
+                }
                 await signal.WaitAsync(options.PollInterval, stoppingToken);
             }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping: a rotation cut short resumes from its last completed step.
         }
     }
 }

@@ -50,6 +50,7 @@ public sealed class TumblerServer : IAsyncDisposable
             throw new StartupException("At least one region must be served.");
         }
 
+        EnsureAddressIsFree(endPoint, options.Listen);
         var store = await OpenStoreAsync(options.DataDirectory, output, ct);
         try
         {
@@ -65,7 +66,15 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var app = Build(options, endPoint, store, keyRing, root);
-            await app.StartAsync(ct);
+            try
+            {
+                await app.StartAsync(ct);
+            }
+            catch (IOException e)
+            {
+                await app.DisposeAsync();
+                throw new StartupException($"Cannot listen on {options.Listen}: {e.Message}");
+            }
             var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
                 .Features.Get<IServerAddressesFeature>()!.Addresses.First();
             return new TumblerServer(app, new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)), root);
@@ -135,6 +144,20 @@ public sealed class TumblerServer : IAsyncDisposable
         return app;
     }
 
+    /// <summary>Says "address in use" in one line before anything is created, rather than as a host failure.</summary>
+    private static void EnsureAddressIsFree(IPEndPoint endPoint, string listen)
+    {
+        using var probe = new System.Net.Sockets.Socket(endPoint.AddressFamily, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+        try
+        {
+            probe.Bind(endPoint);
+        }
+        catch (System.Net.Sockets.SocketException e)
+        {
+            throw new StartupException($"Cannot listen on {listen}: {e.Message}");
+        }
+    }
+
     private static async Task<ISecretStore> OpenStoreAsync(string dataDirectory, TextWriter output, CancellationToken ct)
     {
         try
@@ -156,7 +179,21 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
         }
-        var store = new SqliteSecretStore(Path.Combine(dataDirectory, ServerOptions.DatabaseFile));
+        var databasePath = Path.Combine(dataDirectory, ServerOptions.DatabaseFile);
+        if (!File.Exists(databasePath) && !OperatingSystem.IsWindows())
+        {
+            // SQLite gives its -wal and -shm files the database file's mode: owner only, like the root key.
+            try
+            {
+                File.Create(databasePath, 0, FileOptions.None).Dispose();
+                File.SetUnixFileMode(databasePath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new StartupException($"Cannot create the store in {dataDirectory}: {e.Message}");
+            }
+        }
+        var store = new SqliteSecretStore(databasePath);
         try
         {
             await store.InitializeAsync(ct);

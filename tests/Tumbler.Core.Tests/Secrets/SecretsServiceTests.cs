@@ -20,7 +20,8 @@ public sealed class SecretsServiceTests
         Assert.Equal(first, replay);
 
         var otherValue = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CreateSecretAsync(request with { SecretString = "other" }, Caller, default));
-        Assert.Equal("ResourceExistsException", otherValue.ErrorCode);
+        Assert.Equal(("ResourceExistsException", $"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {first.ARN}."),
+            (otherValue.ErrorCode, otherValue.Message));
         var otherToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CreateSecretAsync(request with { ClientRequestToken = ServiceHarness.Token() }, Caller, default));
         Assert.Equal("The operation failed because the secret idem already exists.", otherToken.Message);
     }

@@ -29,6 +29,12 @@ public sealed record TumblerServerOptions
     /// <summary>Extra arguments after <c>serve --data-dir D --listen H:P</c>.</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
+    /// <summary>
+    /// Extra environment variables for the server process, set after the developer's TUMBLER_* variables
+    /// were removed (so tests may set TUMBLER_* settings explicitly). The root credentials still win.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Environment { get; init; }
+
     public TimeSpan ReadyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
@@ -49,6 +55,7 @@ public sealed class TumblerServer : IAsyncDisposable
     public const string ReadyMarker = "Tumbler is ready";
     public const int Sigint = 2;
     public const int Sigterm = 15;
+    private const string EnvExecutable = "/usr/bin/env";
 
     private readonly Process _process;
     private readonly StringBuilder _stdout = new();
@@ -79,7 +86,10 @@ public sealed class TumblerServer : IAsyncDisposable
         AccessKeyId = options.AccessKeyId ?? "";
         SecretAccessKey = options.SecretAccessKey ?? "";
 
-        var psi = new ProcessStartInfo(DotnetHost)
+        // Through `env --default-signal`: a test run started in the background by a non-interactive shell
+        // (nohup, `cmd &` in a script, some CI runners) inherits SIGINT ignored, and so would the server.
+        var viaEnv = File.Exists(EnvExecutable);
+        var psi = new ProcessStartInfo(viaEnv ? EnvExecutable : DotnetHost)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -87,6 +97,11 @@ public sealed class TumblerServer : IAsyncDisposable
             UseShellExecute = false,
             WorkingDirectory = ownedTemp?.Path ?? Path.GetTempPath(),
         };
+        if (viaEnv)
+        {
+            psi.ArgumentList.Add("--default-signal");
+            psi.ArgumentList.Add(DotnetHost);
+        }
         psi.ArgumentList.Add(TumblerDll);
         psi.ArgumentList.Add("serve");
         psi.ArgumentList.Add("--data-dir");
@@ -105,6 +120,10 @@ public sealed class TumblerServer : IAsyncDisposable
             {
                 psi.Environment.Remove(key);
             }
+        }
+        foreach (var (key, value) in options.Environment ?? new Dictionary<string, string>())
+        {
+            psi.Environment[key] = value;
         }
         if (options.UseEnvironmentCredentials)
         {

@@ -84,9 +84,9 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
     {
         var unknown = await ErrorOf(fixture.SendAsync("FlyToTheMoon", "{}"));
         Assert.Equal((HttpStatusCode.BadRequest, "UnknownOperationException"), (unknown.Status, unknown.Type));
-        var later = await ErrorOf(fixture.SendAsync("RotateSecret", "{\"SecretId\": \"x\"}"));
+        var later = await ErrorOf(fixture.SendAsync("PutResourcePolicy", "{\"SecretId\": \"x\", \"ResourcePolicy\": \"{}\"}"));
         Assert.Equal((HttpStatusCode.BadRequest, "InvalidRequestException"), (later.Status, later.Type));
-        Assert.Contains("RotateSecret", later.Message, StringComparison.Ordinal);
+        Assert.Contains("PutResourcePolicy", later.Message, StringComparison.Ordinal);
     }
 
     [Fact]
