@@ -398,7 +398,10 @@ public abstract class DatabaseRotationFunction : IRotationFunction
         return new RotationStepException($"{what} failed: {message}");
     }
 
-    /// <summary>Removes secret values (and their quoted or escaped forms) from a message.</summary>
+    /// <summary>
+    /// The server's message, or a placeholder when it contains a secret value in any quoted or escaped
+    /// form: masking only the matching part would reveal a short password through the surrounding text.
+    /// </summary>
     protected internal static string Redact(string message, params string?[] secrets)
     {
         foreach (var secret in secrets)
@@ -409,7 +412,10 @@ public abstract class DatabaseRotationFunction : IRotationFunction
             }
             foreach (var form in new[] { secret, secret.Replace("'", "''", StringComparison.Ordinal), secret.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("'", "\\'", StringComparison.Ordinal) })
             {
-                message = message.Replace(form, "********", StringComparison.Ordinal);
+                if (message.Contains(form, StringComparison.Ordinal))
+                {
+                    return "(the database's message is withheld because it contains a secret value)";
+                }
             }
         }
         return message;

@@ -40,9 +40,10 @@ public static class RootKeyFile
             options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
         using (var stream = new FileStream(path, options))
-        using (var writer = new StreamWriter(stream))
         {
-            writer.WriteLine(Convert.ToBase64String(key));
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"));
+            // On disk before any data is encrypted under it: a power cut must not leave data without its key.
+            stream.Flush(flushToDisk: true);
         }
         return key;
     }

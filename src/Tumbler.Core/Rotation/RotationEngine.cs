@@ -33,6 +33,17 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
     /// <summary>One pass: starts the scheduled rotations that are due, then runs the rotations this node claims. Returns how many ran.</summary>
     public async Task<int> RunOnceAsync(CancellationToken ct)
     {
+        var running = await StartDueAsync(options.MaxConcurrency, ct);
+        await Task.WhenAll(running);
+        return running.Count;
+    }
+
+    /// <summary>
+    /// Starts the scheduled rotations that are due, then claims up to <paramref name="freeSlots"/>
+    /// rotations and starts running them; the tasks end when each rotation succeeded or failed.
+    /// </summary>
+    public async Task<IReadOnlyList<Task>> StartDueAsync(int freeSlots, CancellationToken ct)
+    {
         foreach (var (region, arn) in await store.FindDueRotationsAsync(time.GetUtcNow(), options.BatchSize, ct))
         {
             try
@@ -47,10 +58,13 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
                 logger.LogError(e, "Could not start the scheduled rotation of {Arn}", arn);
             }
         }
+        if (freeSlots <= 0)
+        {
+            return [];
+        }
         var now = time.GetUtcNow();
-        var jobs = await store.ClaimRotationsAsync(now, NodeId, now + options.LeaseDuration, options.MaxConcurrency, ct);
-        await Task.WhenAll(jobs.Select(job => RunAsync(job, ct)));
-        return jobs.Count;
+        var jobs = await store.ClaimRotationsAsync(now, NodeId, now + options.LeaseDuration, freeSlots, ct);
+        return [.. jobs.Select(job => RunAsync(job, ct))];
     }
 
     private async Task RunAsync(RotationJob job, CancellationToken ct)
@@ -61,6 +75,11 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
         var step = steps[Math.Min(job.StepsDone, steps.Count - 1)];
         try
         {
+            if (await secrets.DropIfAbandonedAsync(job, ct))
+            {
+                logger.LogWarning("Rotation {Token} of {Arn} was abandoned: its pending version is gone or no longer AWSPENDING", job.Token, job.SecretArn);
+                return;
+            }
             var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
                 ?? throw new RotationStepException("The secret no longer exists.");
             var function = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
@@ -134,6 +153,12 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
         catch (OperationCanceledException)
         {
             // The rotation ended.
+        }
+        catch (Exception e)
+        {
+            // Without a renewed lease another node may take the rotation over: stop rather than race it.
+            logger.LogWarning(e, "Could not renew the lease on rotation {Token} of {Arn}; stopping it", job.Token, job.SecretArn);
+            await leased.CancelAsync();
         }
     }
 

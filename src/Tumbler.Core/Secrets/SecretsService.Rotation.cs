@@ -42,6 +42,11 @@ public sealed partial class SecretsService
             var secret = await FindForWriteAsync(writer, request.SecretId!, context);
             var now = time.GetUtcNow();
             var job = await writer.FindRotationAsync(secret.Key);
+            if (job is not null && IsAbandoned(secret, job))
+            {
+                await writer.DeleteRotationAsync(secret.Key);
+                job = null;
+            }
             if (job is not null)
             {
                 if (job.Token == token)
@@ -125,9 +130,16 @@ public sealed partial class SecretsService
             var now = time.GetUtcNow();
             var secret = await writer.FindSecretAsync(region, SecretLookup.ByArn(arn));
             if (secret is not { RotationEnabled: true, IsScheduledForDeletion: false } || secret.NextRotationStart > now
-                || await writer.FindRotationAsync(secret.Key) is not null || StagingLabels.RotationInProgress(secret))
+                || await writer.FindRotationAsync(secret.Key) is not null)
             {
                 return false;
+            }
+            if (StagingLabels.RotationInProgress(secret))
+            {
+                // A pending version nobody is driving (left by a cancelled rotation or a manual put):
+                // like AWS, re-attempt the rotation with it rather than skip the secret forever.
+                await writer.SaveRotationAsync(NewJob(secret, StagingLabels.Holder(secret, StagingLabels.Pending)!.VersionId, immediately: true, now));
+                return true;
             }
             await StartRotationAsync(writer, secret, Guid.NewGuid().ToString(), immediately: true, now);
             await writer.UpdateSecretAsync(secret);
@@ -139,11 +151,11 @@ public sealed partial class SecretsService
         store.WriteAsync(async writer =>
         {
             var stored = await writer.FindRotationAsync(job.SecretKey);
-            if (stored is null || stored.Token != job.Token || stored.LeaseOwner != job.LeaseOwner)
+            if (!IsSameRun(stored, job))
             {
                 return false;
             }
-            stored.StepsDone = job.StepsDone;
+            stored!.StepsDone = job.StepsDone;
             await writer.SaveRotationAsync(stored);
             return true;
         }, ct);
@@ -157,7 +169,7 @@ public sealed partial class SecretsService
         {
             var secret = await writer.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn));
             var stored = await writer.FindRotationAsync(job.SecretKey);
-            if (secret is null || stored is null || stored.Token != job.Token)
+            if (secret is null || !IsSameRun(stored, job))
             {
                 return false;
             }
@@ -166,9 +178,16 @@ public sealed partial class SecretsService
             var snapshot = LabelSnapshot(secret);
             if (!job.RotateImmediately)
             {
+                // The copy goes, unless someone gave it another label meanwhile (then only AWSPENDING goes).
                 if (version is not null)
                 {
-                    await writer.DeleteVersionAsync(secret.Key, version.VersionId);
+                    StagingLabels.Move(secret, StagingLabels.Pending, null);
+                    if (version.IsDeprecated)
+                    {
+                        await writer.DeleteVersionAsync(secret.Key, version.VersionId);
+                        secret.Versions.Remove(version);
+                    }
+                    await SaveLabelChangesAsync(writer, secret, snapshot, null);
                 }
             }
             else
@@ -194,11 +213,14 @@ public sealed partial class SecretsService
         store.WriteAsync(async writer =>
         {
             var stored = await writer.FindRotationAsync(job.SecretKey);
-            if (stored is null || stored.Token != job.Token)
+            if (!IsSameRun(stored, job))
             {
                 return false;
             }
-            stored.Attempts++;
+            stored!.Attempts++;
+            // When every step ran but the result was wrong (finishSecret did not make the version current),
+            // the next attempt runs the last step again rather than nothing.
+            stored.StepsDone = Math.Min(job.StepsDone, (job.RotateImmediately ? RotationStep.All.Count : 1) - 1);
             stored.LastError = error;
             stored.NextAttemptDate = time.GetUtcNow() + retryAfter;
             stored.LeaseOwner = null;
@@ -206,6 +228,28 @@ public sealed partial class SecretsService
             await writer.SaveRotationAsync(stored);
             return true;
         }, ct);
+
+    /// <summary>
+    /// Drops a job whose pending version was abandoned; true when it did. The engine asks before each run.
+    /// </summary>
+    internal Task<bool> DropIfAbandonedAsync(RotationJob job, CancellationToken ct) =>
+        store.WriteAsync(async writer =>
+        {
+            var secret = await writer.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn));
+            if (secret is not null && !IsAbandoned(secret, job))
+            {
+                return false;
+            }
+            if (secret is not null && IsSameRun(await writer.FindRotationAsync(secret.Key), job))
+            {
+                await writer.DeleteRotationAsync(secret.Key);
+            }
+            return true;
+        }, ct);
+
+    /// <summary>The stored job is still this run: same rotation and still leased by the same node.</summary>
+    private static bool IsSameRun(RotationJob? stored, RotationJob job) =>
+        stored is not null && stored.Token == job.Token && stored.LeaseOwner == job.LeaseOwner;
 
     /// <summary>The rotation status DescribeSecret shows while a rotation is running or failing.</summary>
     private static TumblerRotationStatus? StatusOf(RotationJob? job) => job is null ? null : new TumblerRotationStatus
@@ -242,17 +286,36 @@ public sealed partial class SecretsService
         StagingLabels.Move(secret, StagingLabels.Pending, version);
         await writer.InsertVersionAsync(secret.Key, version, value);
         await SaveLabelChangesAsync(writer, secret, snapshot, version);
-        await writer.SaveRotationAsync(new RotationJob
+        await writer.SaveRotationAsync(NewJob(secret, token, immediately, now));
+    }
+
+    private static RotationJob NewJob(SecretEntity secret, string token, bool immediately, DateTimeOffset now) => new()
+    {
+        SecretKey = secret.Key,
+        SecretArn = secret.Arn,
+        Region = secret.Region,
+        Token = token,
+        RotationToken = Guid.NewGuid().ToString(),
+        RotateImmediately = immediately,
+        StartedDate = now,
+        NextAttemptDate = now,
+    };
+
+    /// <summary>
+    /// A job whose pending version is gone or no longer pending (someone removed the label, as AWS tells
+    /// users to do with a stuck rotation) has nothing left to drive.
+    /// </summary>
+    private static bool IsAbandoned(SecretEntity secret, RotationJob job) =>
+        secret.Versions.Find(v => v.VersionId == job.Token) is not { } version
+        || !(version.Labels.Contains(StagingLabels.Pending) || version.Labels.Contains(StagingLabels.Current));
+
+    /// <summary>A manual change of AWSCURRENT counts as a rotation for the schedule (spec §3.7).</summary>
+    private static void RescheduleAfterManualChange(SecretEntity secret, VersionEntity version, DateTimeOffset now)
+    {
+        if (secret.RotationEnabled == true && version.Labels.Contains(StagingLabels.Current))
         {
-            SecretKey = secret.Key,
-            SecretArn = secret.Arn,
-            Region = secret.Region,
-            Token = token,
-            RotationToken = Guid.NewGuid().ToString(),
-            RotateImmediately = immediately,
-            StartedDate = now,
-            NextAttemptDate = now,
-        });
+            ScheduleNextRotation(secret, now);
+        }
     }
 
     private static void ScheduleNextRotation(SecretEntity secret, DateTimeOffset lastRotation)

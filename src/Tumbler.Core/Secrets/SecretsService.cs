@@ -80,7 +80,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 Type = request.Type,
                 CreatedDate = now,
                 LastChangedDate = now,
-                Tags = request.Tags?.Select(t => new SecretTag(t.Key!, t.Value ?? "")).ToList(),
+                Tags = request.Tags is { Count: > 0 } tags ? MergeTags([], tags) : null,
             };
             await writer.InsertSecretAsync(secret);
             if (value is null)
@@ -108,11 +108,15 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
     public async Task<BatchGetSecretValueResponse> BatchGetSecretValueAsync(BatchGetSecretValueRequest request, CallContext context, CancellationToken ct)
     {
-        new RequestValidator()
+        var validator = new RequestValidator()
             .Count(request.SecretIdList, "secretIdList", 1, 20)
             .Range(request.MaxResults, "maxResults", 1, 20)
-            .Length(request.NextToken, "nextToken", 1, 4096)
-            .ThrowIfInvalid();
+            .Length(request.NextToken, "nextToken", 1, 4096);
+        for (var i = 0; i < (request.SecretIdList?.Count ?? 0); i++)
+        {
+            validator.Required(request.SecretIdList![i], $"secretIdList.{i + 1}.member").Length(request.SecretIdList[i], $"secretIdList.{i + 1}.member", 1, 2048);
+        }
+        validator.ThrowIfInvalid();
         ValidateFilters(request.Filters);
         if ((request.SecretIdList is null) == (request.Filters is null))
         {
@@ -215,6 +219,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             }
             await SaveLabelChangesAsync(writer, secret, snapshot, version);
             await PruneAsync(writer, secret, now);
+            RescheduleAfterManualChange(secret, version, now);
             secret.LastChangedDate = now;
             await writer.UpdateSecretAsync(secret);
             return new PutSecretValueResponse { ARN = secret.Arn, Name = secret.Name, VersionId = token, VersionStages = [.. version.Labels] };
@@ -280,6 +285,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                     await writer.InsertVersionAsync(secret.Key, version, keys.Encrypt(keyId, value.Value, secret.Arn, token));
                     await SaveLabelChangesAsync(writer, secret, snapshot, version);
                     await PruneAsync(writer, secret, now);
+                    RescheduleAfterManualChange(secret, version, now);
                 }
                 createdVersionId = token;
             }
@@ -319,6 +325,10 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             if (removeFrom is not null && holder != removeFrom)
             {
                 throw ServiceException.InvalidParameter($"Staging label {label} is not attached to version {removeFrom.VersionId}.");
+            }
+            if (moveTo is { HasValue: false } && label == StagingLabels.Current)
+            {
+                throw ServiceException.InvalidRequest($"Version {moveTo.VersionId} has no value yet, so it can't become AWSCURRENT.");
             }
             if (moveTo is null && label == StagingLabels.Current)
             {
@@ -409,24 +419,25 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .ThrowIfInvalid();
         CheckSecretIdSyntax(request.SecretId!);
         var secret = await FindAsync(request.SecretId!, context, ct);
-        // Newest first; the token is the id of the last version returned.
-        var versions = secret.Versions
+        // Newest first; the token is the position (creation time, id) of the last version returned, so
+        // versions added, pruned or relabelled between pages neither break nor repeat the listing.
+        IEnumerable<VersionEntity> versions = secret.Versions
             .Where(v => v.HasValue || !v.IsDeprecated)
             .Where(v => request.IncludeDeprecated == true || !v.IsDeprecated)
-            .OrderByDescending(v => v.CreatedDate).ThenBy(v => v.VersionId, StringComparer.Ordinal)
-            .ToList();
-        var start = 0;
+            .OrderByDescending(v => v.CreatedDate).ThenBy(v => v.VersionId, StringComparer.Ordinal);
         if (request.NextToken is not null)
         {
-            var after = DecodeToken(request.NextToken);
-            start = versions.FindIndex(v => v.VersionId == after) + 1;
-            if (start == 0)
+            var parts = DecodeToken(request.NextToken).Split('\n');
+            if (parts.Length != 2 || !long.TryParse(parts[0], out var afterTicks))
             {
                 throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
             }
+            versions = versions.Where(v => v.CreatedDate.UtcTicks < afterTicks
+                || (v.CreatedDate.UtcTicks == afterTicks && string.CompareOrdinal(v.VersionId, parts[1]) > 0));
         }
         var size = request.MaxResults ?? 100;
-        var page = versions.Skip(start).Take(size).ToList();
+        var fetched = versions.Take(size + 1).ToList();
+        var page = fetched.Take(size).ToList();
         return new ListSecretVersionIdsResponse
         {
             ARN = secret.Arn,
@@ -437,9 +448,9 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 VersionStages = v.IsDeprecated ? null : [.. v.Labels],
                 CreatedDate = v.CreatedDate,
                 LastAccessedDate = v.LastAccessedDate,
-                KmsKeyIds = v.KeyId is null ? [] : [keys.DisplayKeyId(v.KeyId)],
+                KmsKeyIds = v.KeyId is null ? null : [keys.DisplayKeyId(v.KeyId)],
             }).ToList(),
-            NextToken = start + size < versions.Count ? EncodeToken(page[^1].VersionId) : null,
+            NextToken = fetched.Count > size ? EncodeToken($"{page[^1].CreatedDate.UtcTicks}\n{page[^1].VersionId}") : null,
         };
     }
 
@@ -516,20 +527,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         await store.WriteAsync(async writer =>
         {
             var secret = await FindForWriteAsync(writer, request.SecretId!, context);
-            var tags = secret.Tags ?? [];
-            foreach (var tag in request.Tags!)
-            {
-                var index = tags.FindIndex(t => t.Key == tag.Key);
-                var replacement = new SecretTag(tag.Key!, tag.Value ?? "");
-                if (index >= 0)
-                {
-                    tags[index] = replacement;
-                }
-                else
-                {
-                    tags.Add(replacement);
-                }
-            }
+            var tags = MergeTags(secret.Tags ?? [], request.Tags!);
             if (tags.Count > options.MaxTagsPerSecret)
             {
                 throw ServiceException.InvalidParameter($"A secret can have at most {options.MaxTagsPerSecret} tags.");
@@ -611,7 +609,14 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         var today = new DateTimeOffset(time.GetUtcNow().UtcDateTime.Date, TimeSpan.Zero);
         if (secret.LastAccessedDate != today || version.LastAccessedDate != today)
         {
-            await store.SetLastAccessedAsync(secret.Key, version.VersionId, today, ct);
+            try
+            {
+                await store.SetLastAccessedAsync(secret.Key, version.VersionId, today, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Best effort: a busy or full store must not fail a read that already succeeded; the next read records it.
+            }
         }
         return new GetSecretValueResponse
         {
@@ -746,6 +751,25 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
     private static ServiceException TokenInUse(string token, SecretEntity secret) => new(ErrorCodes.ResourceExists,
         $"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {secret.Arn}.");
+
+    /// <summary>Adds tags in order; a key already present keeps its place and takes the new value.</summary>
+    private static List<SecretTag> MergeTags(List<SecretTag> tags, IReadOnlyList<Tag> added)
+    {
+        foreach (var tag in added)
+        {
+            var index = tags.FindIndex(t => t.Key == tag.Key);
+            var replacement = new SecretTag(tag.Key!, tag.Value ?? "");
+            if (index >= 0)
+            {
+                tags[index] = replacement;
+            }
+            else
+            {
+                tags.Add(replacement);
+            }
+        }
+        return tags;
+    }
 
     private void ValidateTags(IReadOnlyList<Tag>? tags)
     {

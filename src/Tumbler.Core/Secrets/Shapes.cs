@@ -239,7 +239,7 @@ public sealed record SecretVersionsListEntry
     public IReadOnlyList<string>? VersionStages { get; init; }
     public DateTimeOffset? LastAccessedDate { get; init; }
     public required DateTimeOffset CreatedDate { get; init; }
-    public required IReadOnlyList<string> KmsKeyIds { get; init; }
+    public IReadOnlyList<string>? KmsKeyIds { get; init; }
 }
 
 public sealed record ListSecretVersionIdsResponse

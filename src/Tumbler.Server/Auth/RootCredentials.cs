@@ -64,6 +64,7 @@ public static class RootCredentials
         }
         using var stream = new FileStream(path, options);
         stream.Write(Encoding.UTF8.GetBytes($"[default]\naws_access_key_id = {id}\naws_secret_access_key = {secret}\n"));
+        stream.Flush(flushToDisk: true);
         return (id, secret);
     }
 }

@@ -277,6 +277,12 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
             throw Invalid("'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.");
         }
 
+        // The operation travels in X-Amz-Target: unsigned, a captured request could be replayed as another operation.
+        if (headers.ContainsKey("X-Amz-Target") && Array.IndexOf(auth.SignedHeaderNames, "x-amz-target") < 0)
+        {
+            throw Invalid("'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.");
+        }
+
         foreach (string name in auth.SignedHeaderNames)
         {
             if (!headers.ContainsKey(name))

@@ -232,4 +232,92 @@ public sealed class RotationEngineTests
         await engine.RunOnceAsync(default);
         Assert.Equal("AccessDeniedException", denied?.ErrorCode);
     }
+
+    [Fact]
+    public async Task Removing_AWSPENDING_from_a_stuck_rotation_lets_a_new_one_start_and_AWSCURRENT_never_lands_on_an_empty_version()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        function.Failing.Add(RotationStep.CreateSecret);
+        var stuck = (await RotateAsync(h, "app")).VersionId!;
+        await engine.RunOnceAsync(default);
+
+        var empty = await Assert.ThrowsAsync<ServiceException>(() => h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "app", VersionStage = "AWSCURRENT", MoveToVersionId = stuck, RemoveFromVersionId = v1,
+        }, Caller, default));
+        Assert.Equal("InvalidRequestException", empty.ErrorCode);
+
+        // What AWS tells users to do with a stuck rotation: remove the label, then rotate again.
+        await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "app", VersionStage = "AWSPENDING", RemoveFromVersionId = stuck,
+        }, Caller, default);
+        function.Failing.Clear();
+        var fresh = (await RotateAsync(h, "app")).VersionId!;
+        await engine.RunOnceAsync(default);
+        Assert.Equal(fresh, (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).VersionId);
+    }
+
+    [Fact]
+    public async Task A_finishSecret_that_does_not_move_AWSCURRENT_fails_and_is_run_again()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var token = (await RotateAsync(h, "app")).VersionId!;
+        // First attempt: a finishSecret that returns without moving the label.
+        var lazy = new LazyFinish(function);
+        var lazyEngine = NewEngine(h, new SingleFunctionRegistry(lazy));
+        await lazyEngine.RunOnceAsync(default);
+        Assert.Contains("is not AWSCURRENT", (await DescribeAsync(h, "app")).TumblerRotationStatus!.LastError, StringComparison.Ordinal);
+
+        h.Clock.Advance(TimeSpan.FromMinutes(1));
+        lazy.Lazy = false;
+        await lazyEngine.RunOnceAsync(default);
+        Assert.Equal(token, (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).VersionId);
+    }
+
+    [Fact]
+    public async Task A_scheduled_rotation_reattempts_a_pending_version_nobody_drives()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        await RotateAsync(h, "app", rules: new RotationRulesType { AutomaticallyAfterDays = 1 });
+        await engine.RunOnceAsync(default);
+        var orphan = (await h.PutAsync("app", "half-done", ["AWSPENDING"])).VersionId;
+
+        h.Clock.Advance(TimeSpan.FromDays(2));
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+        var current = await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default);
+        Assert.Equal((orphan, "half-done"), (current.VersionId, current.SecretString));
+    }
+
+    [Fact]
+    public async Task A_test_only_rotation_keeps_its_copy_when_someone_gave_it_AWSCURRENT()
+    {
+        var (h, _, engine) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        var copy = (await RotateAsync(h, "app", immediately: false)).VersionId!;
+        await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "app", VersionStage = "AWSCURRENT", MoveToVersionId = copy, RemoveFromVersionId = v1,
+        }, Caller, default);
+        await engine.RunOnceAsync(default);
+        var labels = await h.LabelsAsync("app");
+        Assert.Equal(["AWSCURRENT"], labels[copy]);
+        Assert.Equal("old", (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).SecretString);
+    }
+
+    /// <summary>A function whose finishSecret returns without moving AWSCURRENT while Lazy is set.</summary>
+    private sealed class LazyFinish(TemplateRotationFunction inner) : IRotationFunction
+    {
+        public bool Lazy { get; set; } = true;
+
+        public Task InvokeAsync(RotationEvent rotationEvent, ISecretsManagerClient secrets, CancellationToken ct) =>
+            Lazy && rotationEvent.Step == RotationStep.FinishSecret ? Task.CompletedTask : inner.InvokeAsync(rotationEvent, secrets, ct);
+    }
 }

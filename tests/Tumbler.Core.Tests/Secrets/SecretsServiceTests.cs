@@ -300,4 +300,34 @@ public sealed class SecretsServiceTests
         }, Caller, default));
         Assert.Equal("InvalidParameterException", both.ErrorCode);
     }
+
+    [Fact]
+    public async Task Version_pages_continue_after_the_last_version_even_when_it_was_pruned_meanwhile()
+    {
+        await using var h = await ServiceHarness.CreateAsync(new SecretsOptions { MaxDeprecatedVersions = 1, MinAgeBeforePruning = TimeSpan.Zero });
+        await h.CreateAsync("paged", "v0");
+        h.Clock.Advance(TimeSpan.FromSeconds(1));
+        await h.PutAsync("paged", "v1");
+        h.Clock.Advance(TimeSpan.FromSeconds(1));
+        await h.PutAsync("paged", "v2"); // v0 deprecated
+        var first = await h.Service.ListSecretVersionIdsAsync(new ListSecretVersionIdsRequest { SecretId = "paged", MaxResults = 1, IncludeDeprecated = true }, Caller, default);
+        h.Clock.Advance(TimeSpan.FromSeconds(1));
+        await h.PutAsync("paged", "v3"); // v1 deprecated, v0 pruned
+        var rest = await h.Service.ListSecretVersionIdsAsync(new ListSecretVersionIdsRequest
+        {
+            SecretId = "paged", MaxResults = 10, IncludeDeprecated = true, NextToken = first.NextToken,
+        }, Caller, default);
+        Assert.Single(first.Versions);
+        Assert.Single(rest.Versions); // v1: older than the first page's v2; v0 is gone
+        Assert.Null(rest.NextToken);
+    }
+
+    [Fact]
+    public async Task A_null_id_in_a_batch_is_a_validation_error_not_a_server_fault()
+    {
+        await using var h = await ServiceHarness.CreateAsync();
+        var error = await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest { SecretIdList = [null!] }, Caller, default));
+        Assert.Equal("ValidationException", error.ErrorCode);
+    }
 }

@@ -120,4 +120,16 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
         // Modeled errors use "Message", framework errors "message" (spec §1.3).
         Assert.Contains("\"Message\"", await put.Response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task An_operation_header_outside_the_signature_is_refused()
+    {
+        var body = Encoding.UTF8.GetBytes("{\"SecretId\": \"anything\", \"ForceDeleteWithoutRecovery\": true}");
+        using var request = new HttpRequestMessage(HttpMethod.Post, fixture.Server.Endpoint) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-amz-json-1.1");
+        SigV4Signer.Sign(request, body, fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "us-east-1", DateTimeOffset.UtcNow);
+        request.Headers.TryAddWithoutValidation("X-Amz-Target", "secretsmanager.DeleteSecret"); // added after signing
+        var (status, type, _, _) = await ErrorOf(fixture.Http.SendAsync(request));
+        Assert.Equal((HttpStatusCode.BadRequest, "InvalidSignatureException"), (status, type));
+    }
 }
