@@ -218,15 +218,9 @@ public abstract class DatabaseRotationFunction : IRotationFunction
         {
             previous = null;
         }
-        var current = await GetSecretAsync(context, context.Arn, Current, null);
-        var pending = await GetSecretAsync(context, context.Arn, Pending, context.Token);
-
-        // First try to log in with the pending secret: an earlier attempt may have set it already.
-        var pendingLogin = await TryLoginAsync(pending, ct);
-        if (pendingLogin.Connection is { } already)
+        var (current, pending, pendingLogin) = await LoadForSetSecretAsync(context);
+        if (pendingLogin is not { } pendingFailure)
         {
-            await already.DisposeAsync();
-            Logger.LogInformation("setSecret: AWSPENDING secret is already set as password in {Database} DB for secret arn {Arn}.", DatabaseName, context.Arn);
             return;
         }
 
@@ -261,7 +255,7 @@ public abstract class DatabaseRotationFunction : IRotationFunction
         }
         if (login.Connection is not { } connection)
         {
-            failures.Insert(0, $"pending: {pendingLogin.Failure}");
+            failures.Insert(0, $"pending: {pendingFailure.Failure}");
             var detail = string.Join("; ", failures);
             Logger.LogError("setSecret: Unable to log into database with previous, current, or pending secret of secret arn {Arn} ({Detail})", context.Arn, detail);
             throw Fail($"Unable to log into database with previous, current, or pending secret of secret arn {context.Arn}", detail);
@@ -275,6 +269,25 @@ public abstract class DatabaseRotationFunction : IRotationFunction
     }
 
     /// <summary>
+    /// What both setSecret flows start with: the current and pending secrets, and a login with the pending
+    /// one. A null login result means it already works — an earlier attempt set it (the crash-resume
+    /// case) — and there is nothing left to do.
+    /// </summary>
+    private async Task<(DatabaseSecret Current, DatabaseSecret Pending, LoginAttempt? PendingLogin)> LoadForSetSecretAsync(StepContext context)
+    {
+        var current = await GetSecretAsync(context, context.Arn, Current, null);
+        var pending = await GetSecretAsync(context, context.Arn, Pending, context.Token);
+        var pendingLogin = await TryLoginAsync(pending, context.CancellationToken);
+        if (pendingLogin.Connection is { } already)
+        {
+            await already.DisposeAsync();
+            Logger.LogInformation("setSecret: AWSPENDING secret is already set as password in {Database} DB for secret arn {Arn}.", DatabaseName, context.Arn);
+            return (current, pending, null);
+        }
+        return (current, pending, pendingLogin);
+    }
+
+    /// <summary>
     /// The alternating-users setSecret of every template: done when the pending login already works; the
     /// pending user must be the other login of the current one on the same host; the current login must
     /// work (confused deputy); the master secret named by <c>masterarn</c> must be for the same host; then
@@ -285,15 +298,10 @@ public abstract class DatabaseRotationFunction : IRotationFunction
         Func<DbConnection, DatabaseSecret, DatabaseSecret, CancellationToken, Task> applyAsMaster)
     {
         var ct = context.CancellationToken;
-        var current = await GetSecretAsync(context, context.Arn, Current, null);
-        var pending = await GetSecretAsync(context, context.Arn, Pending, context.Token);
-
-        var pendingLogin = await TryLoginAsync(pending, ct);
-        if (pendingLogin.Connection is { } already)
+        var (current, pending, pendingLogin) = await LoadForSetSecretAsync(context);
+        if (pendingLogin is null)
         {
-            await already.DisposeAsync();
-            Logger.LogInformation("setSecret: AWSPENDING secret is already set as password in {Database} DB for secret arn {Arn}.", DatabaseName, context.Arn);
-            return;
+            return; // already set
         }
 
         if (PendingUsername(current) != pending.Username)
