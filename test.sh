@@ -36,6 +36,8 @@ scripts/install-test-tools.sh
 # half-way is cleaned up too (the stop scripts do nothing when nothing is running).
 on_exit scripts/stop-mariadb.sh
 scripts/start-mariadb.sh    # installs mariadb-server when missing; a private instance on 127.0.0.1:13306
+on_exit scripts/stop-postgres.sh
+scripts/start-postgres.sh   # installs postgresql when missing; a private cluster on 127.0.0.1:15432
 
 log=$(mktemp -t tumbler-test.XXXXXX.log)
 on_exit rm -f "$log"

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Rotation;
 using Tumbler.Rotators.MySql;
+using Tumbler.Rotators.Postgres;
 
 namespace Tumbler.Rotators;
 
@@ -21,8 +22,10 @@ public sealed partial class BuiltInRotationFunctions : IRotationFunctionRegistry
     public const string MySqlMultiUser = "SecretsManagerRDSMySQLRotationMultiUser";
     public const string MariaDbSingleUser = "SecretsManagerRDSMariaDBRotationSingleUser";
     public const string MariaDbMultiUser = "SecretsManagerRDSMariaDBRotationMultiUser";
+    public const string PostgreSqlSingleUser = "SecretsManagerRDSPostgreSQLRotationSingleUser";
+    public const string PostgreSqlMultiUser = "SecretsManagerRDSPostgreSQLRotationMultiUser";
 
-    public static readonly IReadOnlyList<string> Names = [MySqlSingleUser, MySqlMultiUser, MariaDbSingleUser, MariaDbMultiUser];
+    public static readonly IReadOnlyList<string> Names = [MySqlSingleUser, MySqlMultiUser, MariaDbSingleUser, MariaDbMultiUser, PostgreSqlSingleUser, PostgreSqlMultiUser];
 
     private readonly Dictionary<string, IRotationFunction> _functions;
 
@@ -49,6 +52,8 @@ public sealed partial class BuiltInRotationFunctions : IRotationFunctionRegistry
             [MySqlMultiUser] = new MySqlMultiUserRotator(MySqlFlavor.MySql, For(MySqlMultiUser), Log(MySqlMultiUser)),
             [MariaDbSingleUser] = new MySqlSingleUserRotator(MySqlFlavor.MariaDb, For(MariaDbSingleUser), Log(MariaDbSingleUser)),
             [MariaDbMultiUser] = new MySqlMultiUserRotator(MySqlFlavor.MariaDb, For(MariaDbMultiUser), Log(MariaDbMultiUser)),
+            [PostgreSqlSingleUser] = new PostgresSingleUserRotator(For(PostgreSqlSingleUser), Log(PostgreSqlSingleUser)),
+            [PostgreSqlMultiUser] = new PostgresMultiUserRotator(For(PostgreSqlMultiUser), Log(PostgreSqlMultiUser)),
         };
     }
 

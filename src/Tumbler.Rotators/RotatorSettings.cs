@@ -33,7 +33,7 @@ public sealed record RotatorSettings
     public bool RequireEachIncludedType { get; init; } = true;
     /// <summary>
     /// <c>USERNAME_CHARACTER_LIMIT</c>: the longest name the alternating-users functions may create with
-    /// <c>_clone</c> appended; null = the function's default (MySQL 16, MariaDB 80).
+    /// <c>_clone</c> appended; null = the function's default (MySQL 16, MariaDB 80, PostgreSQL 63).
     /// </summary>
     public int? UsernameCharacterLimit { get; init; }
     /// <summary>Connect (and login) timeout of one database connection attempt; the templates use 5 s.</summary>
@@ -43,6 +43,14 @@ public sealed record RotatorSettings
     /// that signed the database's certificate, for secrets with <c>ssl</c> true. Null = the system's trust store.
     /// </summary>
     public string? TlsCaFile { get; init; }
+    /// <summary>
+    /// Not in the templates (issue 8): the PostgreSQL functions send the new password to the database as
+    /// a SCRAM-SHA-256 verifier computed here instead of in clear, so the clear password never reaches the
+    /// server (its statement log, pg_stat_activity). Off by default, as the templates send it in clear;
+    /// the database then stores a SCRAM verifier whatever its <c>password_encryption</c>. Passwords with
+    /// characters outside printable ASCII are still sent in clear (SASLprep could change them).
+    /// </summary>
+    public bool PostgreSqlScramVerifier { get; init; }
 
     /// <summary>The GetRandomPassword call the templates make in createSecret.</summary>
     public GetRandomPasswordRequest ToPasswordRequest(string defaultExcludeCharacters) => new()

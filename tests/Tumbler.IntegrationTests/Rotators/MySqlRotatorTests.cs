@@ -582,7 +582,7 @@ public sealed class BuiltInRotationFunctionsTests
     [Theory]
     [InlineData("SecretsManagerRDSMySQLRotationSingleUser")]
     [InlineData("arn:aws:lambda:us-east-1:123456789012:function:secretsmanagerrdsmysqlrotationsingleuser")]
-    [InlineData("arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSPostgreSQLRotationSingleUser")]
+    [InlineData("arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSOracleRotationSingleUser")]
     [InlineData("arn:aws:lambda:us-east-1:12345:function:SecretsManagerRDSMySQLRotationSingleUser")]
     [InlineData("arn:aws:lambda::123456789012:function:SecretsManagerRDSMySQLRotationSingleUser")]
     [InlineData("arn:aws:secretsmanager:us-east-1:123456789012:function:SecretsManagerRDSMySQLRotationSingleUser")]
