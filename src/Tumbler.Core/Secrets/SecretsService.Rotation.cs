@@ -198,7 +198,7 @@ public sealed partial class SecretsService
                 }
                 StagingLabels.Move(secret, StagingLabels.Pending, null);
                 await SaveLabelChangesAsync(writer, secret, snapshot, null);
-                await PruneAsync(writer, secret, now);
+                await PruneAsync(writer, secret, now, refuseWhenFull: false);
                 secret.LastRotatedDate = now;
                 ScheduleNextRotation(secret, now);
                 secret.LastChangedDate = now;
@@ -268,6 +268,9 @@ public sealed partial class SecretsService
     /// </summary>
     private async Task StartRotationAsync(ISecretWriter writer, SecretEntity secret, string token, bool immediately, DateTimeOffset now)
     {
+        // A rotation deprecates one version when it finishes: refuse now, before the database is touched,
+        // rather than leave a password set that the secret can't make current.
+        await PruneAsync(writer, secret, now, headroom: immediately ? 1 : 0);
         var snapshot = LabelSnapshot(secret);
         var version = new VersionEntity { VersionId = token, CreatedDate = now };
         byte[]? value = null;

@@ -340,7 +340,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             var snapshot = LabelSnapshot(secret);
             StagingLabels.Move(secret, label, moveTo);
             await SaveLabelChangesAsync(writer, secret, snapshot, null);
-            await PruneAsync(writer, secret, now);
+            await PruneAsync(writer, secret, now, refuseWhenFull: false);
             secret.LastChangedDate = now;
             await writer.UpdateSecretAsync(secret);
             return Identity(secret);
@@ -708,19 +708,21 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
     /// <summary>
     /// Keeps at most MaxDeprecatedVersions unlabelled versions, deleting the oldest ones that are old
-    /// enough; if the excess is all recent, the write is refused (spec §3.4).
+    /// enough (spec §3.4). When the excess (plus <paramref name="headroom"/> versions the caller is about
+    /// to deprecate) is all recent, writes that create versions are refused; label moves never are,
+    /// because a rotation's finishSecret must always be able to make the new password current.
     /// </summary>
-    private async Task PruneAsync(ISecretWriter writer, SecretEntity secret, DateTimeOffset now)
+    private async Task PruneAsync(ISecretWriter writer, SecretEntity secret, DateTimeOffset now, bool refuseWhenFull = true, int headroom = 0)
     {
         var deprecated = secret.Versions.Where(v => v.IsDeprecated).OrderBy(v => v.CreatedDate).ToList();
-        var excess = deprecated.Count - options.MaxDeprecatedVersions;
+        var excess = deprecated.Count + headroom - options.MaxDeprecatedVersions;
         foreach (var version in deprecated.TakeWhile(v => now - v.CreatedDate >= options.MinAgeBeforePruning).Take(Math.Max(excess, 0)))
         {
             await writer.DeleteVersionAsync(secret.Key, version.VersionId);
             secret.Versions.Remove(version);
             excess--;
         }
-        if (excess > 0)
+        if (excess > 0 && refuseWhenFull)
         {
             throw new ServiceException(ErrorCodes.LimitExceeded,
                 $"The secret {secret.Name} has more than {options.MaxDeprecatedVersions} versions without staging labels that are less than " +

@@ -168,11 +168,13 @@ public sealed class SqliteSecretStore : ISecretStore
         try
         {
             await using var connection = await OpenAsync(ct);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
             var ms = date.ToUnixTimeMilliseconds();
-            await Execute(connection, null, """
+            await Execute(connection, transaction, """
                 UPDATE secrets SET last_accessed = $date WHERE id = $secret;
                 UPDATE versions SET last_accessed = $date WHERE secret_id = $secret AND version_id = $version;
                 """, ct, ("$date", ms), ("$secret", secretKey), ("$version", versionId));
+            await transaction.CommitAsync(ct); // one commit, one fsync, for both rows
         }
         finally
         {

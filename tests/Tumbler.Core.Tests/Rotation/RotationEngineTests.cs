@@ -320,4 +320,29 @@ public sealed class RotationEngineTests
         public Task InvokeAsync(RotationEvent rotationEvent, ISecretsManagerClient secrets, CancellationToken ct) =>
             Lazy && rotationEvent.Step == RotationStep.FinishSecret ? Task.CompletedTask : inner.InvokeAsync(rotationEvent, secrets, ct);
     }
+
+    [Fact]
+    public async Task The_version_quota_refuses_a_rotation_up_front_and_never_blocks_a_label_move()
+    {
+        var function = new TemplateRotationFunction();
+        var registry = new SingleFunctionRegistry(function);
+        await using var h = await ServiceHarness.CreateAsync(new SecretsOptions { MaxDeprecatedVersions = 1, MinAgeBeforePruning = TimeSpan.FromHours(1) }, registry);
+        var engine = NewEngine(h, registry);
+        await h.CreateAsync("app", "v0");
+        await RotateAsync(h, "app");
+        await engine.RunOnceAsync(default);
+        await RotateAsync(h, "app");
+        await engine.RunOnceAsync(default); // v0 is now deprecated: the quota is full
+
+        var refused = await Assert.ThrowsAsync<ServiceException>(() => RotateAsync(h, "app"));
+        Assert.Equal("LimitExceededException", refused.ErrorCode);
+        Assert.Null((await DescribeAsync(h, "app")).TumblerRotationStatus);
+
+        // A label move that deprecates one more version still succeeds.
+        await h.PutAsync("app", "x", ["X"]);
+        var labels = await h.LabelsAsync("app");
+        var withX = labels.Single(p => p.Value.Contains("X")).Key;
+        await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest { SecretId = "app", VersionStage = "X", RemoveFromVersionId = withX }, Caller, default);
+        Assert.False((await h.LabelsAsync("app")).ContainsKey(withX));
+    }
 }
