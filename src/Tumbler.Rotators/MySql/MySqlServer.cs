@@ -116,43 +116,18 @@ internal static class MySqlServer
             };
         }
 
-        var where = $"{secret.Username}@{secret.Host}:{secret.Port.ToString(CultureInfo.InvariantCulture)}";
         var how = sslMode switch
         {
             MySqlSslMode.VerifyFull => "with verified TLS",
             MySqlSslMode.None => "without TLS",
             _ => "with TLS if offered",
         };
-        // The driver enforces ConnectionTimeout; this bounds a server that accepts but never answers.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds * 2 + 1));
-        try
-        {
-            await connection.OpenAsync(timeout.Token);
-            logger.LogInformation("Successfully established a connection ({Tls}) as user '{User}' with host: '{Host}'",
-                how, secret.Username, secret.Host);
-            return LoginAttempt.Succeeded(connection);
-        }
-        catch (MySqlException e)
-        {
-            await connection.DisposeAsync();
-            var reason = certificateProblem is not null
+        var (attempt, error) = await DatabaseLogin.OpenAsync(connection, secret, how, (int)timeoutSeconds, logger, ct);
+        return error is null
+            ? attempt
+            : DatabaseLogin.Failed(secret, how, certificateProblem is not null
                 ? $"the server's TLS certificate was refused: {certificateProblem}"
-                : e.InnerException is { } inner && !e.Message.Contains(inner.Message, StringComparison.Ordinal)
-                    ? $"{e.Message} ({inner.Message})"
-                    : e.Message;
-            return LoginAttempt.Failed($"{where} {how}: {Scrub(reason, secret.Password)}");
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            await connection.DisposeAsync();
-            return LoginAttempt.Failed($"{where} {how}: no answer within {timeoutSeconds.ToString(CultureInfo.InvariantCulture)} s");
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
+                : DatabaseLogin.Describe(error));
     }
 
     /// <summary>

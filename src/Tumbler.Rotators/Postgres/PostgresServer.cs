@@ -95,43 +95,20 @@ internal static class PostgresServer
         }
         var connection = new NpgsqlConnection(builder.ConnectionString);
 
-        var where = $"{secret.Username}@{secret.Host}:{secret.Port.ToString(CultureInfo.InvariantCulture)}";
         var how = sslMode switch
         {
             SslMode.VerifyFull => "with verified TLS",
             SslMode.Disable => "without TLS",
             _ => "with TLS if offered",
         };
-        // Npgsql enforces Timeout; this bounds a server that accepts but never answers.
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds * 2 + 1));
-        try
+        var (attempt, error) = await DatabaseLogin.OpenAsync(connection, secret, how, timeoutSeconds, logger, ct);
+        if (error is null)
         {
-            await connection.OpenAsync(timeout.Token);
-            logger.LogInformation("Successfully established a connection ({Tls}) as user '{User}' with host: '{Host}'",
-                how, secret.Username, secret.Host);
-            return (LoginAttempt.Succeeded(connection), false);
+            return (attempt, false);
         }
-        catch (NpgsqlException e)
-        {
-            await connection.DisposeAsync();
-            var reason = e.InnerException is { } inner && !e.Message.Contains(inner.Message, StringComparison.Ordinal)
-                ? $"{e.Message} ({inner.Message})"
-                : e.Message;
-            // 28000 is also pg_hba's "no entry ... SSL encryption", which a plain retry may pass (as libpq's prefer does).
-            var refused = e is PostgresException pg && pg.SqlState != PostgresErrorCodes.InvalidAuthorizationSpecification;
-            return (LoginAttempt.Failed($"{where} {how}: {Scrub(reason, secret.Password)}"), refused);
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            await connection.DisposeAsync();
-            return (LoginAttempt.Failed($"{where} {how}: no answer within {timeoutSeconds.ToString(CultureInfo.InvariantCulture)} s"), false);
-        }
-        catch
-        {
-            await connection.DisposeAsync();
-            throw;
-        }
+        // 28000 is also pg_hba's "no entry ... SSL encryption", which a plain retry may pass (as libpq's prefer does).
+        var refused = error is PostgresException pg && pg.SqlState != PostgresErrorCodes.InvalidAuthorizationSpecification;
+        return (DatabaseLogin.Failed(secret, how, DatabaseLogin.Describe(error)), refused);
     }
 
     /// <summary>
