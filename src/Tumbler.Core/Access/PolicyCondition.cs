@@ -394,8 +394,8 @@ public sealed class PolicyCondition
 
 /// <summary>An ARN pattern matched segment by segment (partition, service, region, account, resource) as
 /// ArnLike/ArnEquals do: a wildcard does not cross the first five colons, but may span colons in the resource
-/// part. A policy value that is not ARN-shaped (fewer than six segments, e.g. <c>*</c>) is matched against
-/// the whole request value.</summary>
+/// part. A policy value that does not start with <c>arn:</c> (e.g. <c>*</c>) is matched against the whole
+/// request value; one that starts with <c>arn:</c> but has fewer than six segments matches nothing.</summary>
 internal sealed class ArnPattern
 {
     private readonly WildcardPattern[]? _segments;
@@ -410,9 +410,13 @@ internal sealed class ArnPattern
     public static ArnPattern Create(string text, bool[]? literal)
     {
         Span<Range> ranges = stackalloc Range[6];
-        if (!TrySplit(text, ranges))
+        if (!text.StartsWith("arn:", StringComparison.Ordinal))
         {
             return new ArnPattern(null, new WildcardPattern(text, ignoreCase: false, literal));
+        }
+        if (!TrySplit(text, ranges))
+        {
+            return new ArnPattern(null, null);
         }
         var segments = new WildcardPattern[6];
         for (var i = 0; i < 6; i++)
@@ -428,6 +432,10 @@ internal sealed class ArnPattern
         if (_whole is not null)
         {
             return _whole.IsMatch(value);
+        }
+        if (_segments is null)
+        {
+            return false;
         }
         Span<Range> ranges = stackalloc Range[6];
         if (!TrySplit(value, ranges) || !value.StartsWith("arn:", StringComparison.Ordinal))
@@ -483,9 +491,8 @@ internal readonly struct IpRange
         range = default;
         var slash = text.IndexOf('/', StringComparison.Ordinal);
         var addressText = slash < 0 ? text.AsSpan() : text.AsSpan(0, slash);
-        if (!IPAddress.TryParse(addressText, out var address)
-            || address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6)
-            || address.ScopeId != 0)
+        if (addressText.Contains('%') || !IPAddress.TryParse(addressText, out var address)
+            || address.AddressFamily is not (AddressFamily.InterNetwork or AddressFamily.InterNetworkV6))
         {
             return false;
         }
