@@ -23,7 +23,7 @@ public sealed class ManualClock(DateTimeOffset start) : TimeProvider
 /// </summary>
 public sealed class BenchHost : IAsyncDisposable
 {
-    public static readonly CallContext Caller = new("us-east-1", "arn:aws:iam::123456789012:root");
+    public static readonly CallContext Caller = CallContext.AsRoot("us-east-1", "123456789012");
 
     private BenchHost(string directory, TimedStore store, ManualClock clock, TimedFunctions functions, SecretsService service)
     {

@@ -181,6 +181,47 @@ public sealed class KeyRing
         }
     }
 
+    /// <summary>
+    /// Wraps the secret half of an access key under the default key, bound to the access key id. SigV4
+    /// needs the secret itself (an HMAC key), so it is stored wrapped rather than hashed.
+    /// </summary>
+    public byte[] SealCredential(string accessKeyId, string secretAccessKey)
+    {
+        var keyId = DefaultKeyId;
+        var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
+        var plaintext = Encoding.UTF8.GetBytes(secretAccessKey);
+        try
+        {
+            var blob = new byte[1 + keyIdBytes.Length + Envelope.Overhead + plaintext.Length];
+            blob[0] = checked((byte)keyIdBytes.Length);
+            keyIdBytes.CopyTo(blob, 1);
+            Envelope.Seal(_keys[keyId].Material, plaintext, CredentialAssociatedData(accessKeyId), blob.AsSpan(1 + keyIdBytes.Length));
+            return blob;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
+    /// <summary>The secret half of an access key; throws <see cref="CryptographicException"/> when the blob was not sealed for this id.</summary>
+    public string OpenCredential(string accessKeyId, byte[] wrapped)
+    {
+        if (wrapped.Length < 1 + wrapped[0] || !_keys.TryGetValue(Encoding.ASCII.GetString(wrapped, 1, wrapped[0]), out var key))
+        {
+            throw new CryptographicException("The access key's secret is sealed with an unknown key.");
+        }
+        var plaintext = Envelope.Open(key.Material, wrapped.AsSpan(1 + wrapped[0]), CredentialAssociatedData(accessKeyId));
+        try
+        {
+            return Encoding.UTF8.GetString(plaintext);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plaintext);
+        }
+    }
+
     /// <summary>The key id a version reports in ListSecretVersionIds: AWS says "DefaultEncryptionKey" for the default key.</summary>
     public string DisplayKeyId(string keyId) => keyId == DefaultKeyId ? "DefaultEncryptionKey" : _keys.TryGetValue(keyId, out var k) ? k.Entity.Arn : keyId;
 
@@ -195,6 +236,7 @@ public sealed class KeyRing
 
     private static byte[] KeyAssociatedData(string keyId) => Envelope.AssociatedData("kms-key", keyId);
     private static byte[] DataKeyAssociatedData(string keyId, string arn, string versionId) => Envelope.AssociatedData("data-key", keyId, arn, versionId);
+    private static byte[] CredentialAssociatedData(string accessKeyId) => Envelope.AssociatedData("access-key", accessKeyId);
     private static byte[] ValueAssociatedData(string arn, string versionId) => Envelope.AssociatedData("secret-value", arn, versionId);
 }
 

@@ -1,3 +1,4 @@
+using Tumbler.Core.Access;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
@@ -169,6 +170,9 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
         _ => $"{e.GetType().Name}: {e.Message}",
     };
 
-    private string RotationPrincipal(RotationJob job) =>
-        $"arn:aws:sts::{job.SecretArn.Split(':')[4]}:assumed-role/TumblerRotation/{job.Token}";
+    private static Principal RotationPrincipal(RotationJob job)
+    {
+        var account = job.SecretArn.Split(':')[4];
+        return Principal.Internal($"arn:aws:sts::{account}:assumed-role/TumblerRotation/{job.Token}", account);
+    }
 }

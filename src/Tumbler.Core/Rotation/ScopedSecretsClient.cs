@@ -35,7 +35,7 @@ public sealed class ScopedSecretsClient(SecretsService secrets, CallContext cont
     }
 
     public Task<GetRandomPasswordResponse> GetRandomPasswordAsync(GetRandomPasswordRequest request, CancellationToken ct) =>
-        Task.FromResult(secrets.GetRandomPassword(request));
+        Task.FromResult(secrets.GetRandomPassword(request, context));
 
     private async Task EnsureRotatedSecretAsync(string? secretId, CancellationToken ct)
     {

@@ -104,14 +104,15 @@ public sealed class RequestValidator
         return this;
     }
 
-    public void ThrowIfInvalid()
+    /// <summary>Throws the collected failures as one error; IAM names the same error <c>ValidationError</c>.</summary>
+    public void ThrowIfInvalid(string errorCode = ErrorCodes.Validation)
     {
         if (_errors.Count == 0)
         {
             return;
         }
         var count = _errors.Count == 1 ? "1 validation error detected: " : $"{_errors.Count} validation errors detected: ";
-        throw new ServiceException(ErrorCodes.Validation, count + string.Join("; ", _errors));
+        throw new ServiceException(errorCode, count + string.Join("; ", _errors));
     }
 
     private void Fail(string value, string member, bool sensitive, string constraint)

@@ -1,3 +1,5 @@
+using Tumbler.Core.Access;
+
 namespace Tumbler.Core.Secrets;
 
 public sealed record SecretsOptions
@@ -11,5 +13,8 @@ public sealed record SecretsOptions
     public int MaxTagsPerSecret { get; init; } = 50;
 }
 
-/// <summary>Who is calling, and in which region: the region comes from the request signature.</summary>
-public sealed record CallContext(string Region, string PrincipalArn);
+/// <summary>Who is calling, from where, and in which region: the region comes from the request signature.</summary>
+public sealed record CallContext(string Region, Principal Principal, RequestOrigin? Origin = null)
+{
+    public static CallContext AsRoot(string region, string accountId) => new(region, Principal.Root(accountId));
+}

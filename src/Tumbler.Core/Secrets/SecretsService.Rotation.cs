@@ -1,3 +1,4 @@
+using Tumbler.Core.Access;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tumbler.Core.Rotation;
@@ -39,7 +40,8 @@ public sealed partial class SecretsService
 
         var response = await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("RotateSecret").With("secretsmanager:RotationLambdaARN", request.RotationLambdaARN));
             var now = time.GetUtcNow();
             var job = await writer.FindRotationAsync(secret.Key);
             if (job is not null && IsAbandoned(secret, job))
@@ -101,7 +103,8 @@ public sealed partial class SecretsService
         ValidateSecretId(request.SecretId);
         return await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("CancelRotateSecret"));
             if (secret.RotationEnabled is null)
             {
                 throw ServiceException.InvalidRequest("Rotation is not configured for this secret.");

@@ -1,3 +1,4 @@
+using Tumbler.Core.Access;
 using System.Text;
 using System.Text.RegularExpressions;
 using Tumbler.Core.Crypto;
@@ -12,8 +13,10 @@ namespace Tumbler.Core.Secrets;
 /// Every change to versions or labels happens in one store transaction.
 /// </summary>
 public sealed partial class SecretsService(ISecretStore store, KeyRing keys, TimeProvider time, SecretsOptions options,
-    IRotationFunctionRegistry? functions = null, RotationSignal? rotationSignal = null)
+    IRotationFunctionRegistry? functions = null, RotationSignal? rotationSignal = null, AccessControl? accessControl = null)
 {
+    private readonly AccessControl _access = accessControl ?? new AccessControl(time);
+
     private const string MarkedForDeletion = "You can't perform this operation on the secret because it was marked for deletion.";
     private const string SecretNotFound = "Secrets Manager can't find the specified secret.";
     private const string TokenRequired = "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
@@ -50,6 +53,10 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             throw ServiceException.InvalidRequest("Replication to other regions is not supported: each Tumbler region is its own namespace.");
         }
         var keyId = keys.ResolveKeyId(request.KmsKeyId);
+        var arn = SecretArn.Create(context.Region, options.AccountId, request.Name!);
+        _access.Require(context, Demand.SecretsManager("CreateSecret")
+            .With("secretsmanager:Name", request.Name).With("secretsmanager:Description", request.Description)
+            .With("secretsmanager:KmsKeyId", request.KmsKeyId).WithRequestTags(request.Tags), arn);
 
         return await store.WriteAsync(async writer =>
         {
@@ -74,7 +81,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             {
                 Region = context.Region,
                 Name = request.Name!,
-                Arn = SecretArn.Create(context.Region, options.AccountId, request.Name!),
+                Arn = arn,
                 Description = request.Description,
                 KmsKeyId = string.IsNullOrEmpty(request.KmsKeyId) ? null : request.KmsKeyId,
                 Type = request.Type,
@@ -102,7 +109,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .Length(request.VersionId, "versionId", 32, 64)
             .Length(request.VersionStage, "versionStage", 1, 256)
             .ThrowIfInvalid();
-        var secret = await FindActiveAsync(request.SecretId!, context, ct);
+        var secret = await FindActiveAsync(request.SecretId!, context,
+            Demand.SecretsManager("GetSecretValue").With("secretsmanager:VersionId", request.VersionId).With("secretsmanager:VersionStage", request.VersionStage), ct);
         return await ReadValueAsync(secret, request.VersionId, request.VersionStage, ct);
     }
 
@@ -147,7 +155,11 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         {
             try
             {
-                var secret = listedSecret ?? await FindActiveAsync(id, context, ct);
+                var secret = listedSecret ?? await FindActiveAsync(id, context, Demand.SecretsManager("GetSecretValue"), ct);
+                if (listedSecret is not null)
+                {
+                    Authorize(context, Demand.SecretsManager("GetSecretValue"), listedSecret.Arn, listedSecret);
+                }
                 var value = await ReadValueAsync(secret, null, null, ct);
                 values.Add(new SecretValueEntry
                 {
@@ -184,7 +196,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
         return await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("PutSecretValue").With("secretsmanager:VersionStage", request.VersionStages));
             var now = time.GetUtcNow();
             var version = secret.Versions.Find(v => v.VersionId == token);
             if (version is { HasValue: true })
@@ -249,7 +262,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
         return await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("UpdateSecret").With("secretsmanager:Description", request.Description).With("secretsmanager:KmsKeyId", request.KmsKeyId));
             var now = time.GetUtcNow();
             if (request.Description is not null)
             {
@@ -308,7 +322,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
         return await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("UpdateSecretVersionStage").With("secretsmanager:VersionStage", request.VersionStage));
             var moveTo = request.MoveToVersionId is null ? null : VersionOrThrow(secret, request.MoveToVersionId);
             var removeFrom = request.RemoveFromVersionId is null ? null : VersionOrThrow(secret, request.RemoveFromVersionId);
             var holder = StagingLabels.Holder(secret, label);
@@ -350,7 +365,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     public async Task<DescribeSecretResponse> DescribeSecretAsync(SecretIdRequest request, CallContext context, CancellationToken ct)
     {
         ValidateSecretId(request.SecretId);
-        var secret = await FindAsync(request.SecretId!, context, ct);
+        var secret = await FindAsync(request.SecretId!, context, Demand.SecretsManager("DescribeSecret"), ct);
         return new DescribeSecretResponse
         {
             ARN = secret.Arn,
@@ -382,8 +397,11 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .Enum(request.SortBy, "sortBy", SortByValues)
             .ThrowIfInvalid();
         ValidateFilters(request.Filters);
+        Authorize(context, Demand.SecretsManager("ListSecrets"), "*", null);
         var secrets = await store.ListSecretsAsync(context.Region, request.IncludePlannedDeletion == true, ct);
-        var matching = request.Filters is { Count: > 0 } filters ? secrets.Where(s => SecretFilter.Matches(filters, Filterable(s))) : secrets;
+        // A list never shows a secret the caller may not describe.
+        var visible = secrets.Where(s => _access.IsAllowed(context, Demand.SecretsManager("DescribeSecret"), s.Arn, s));
+        var matching = request.Filters is { Count: > 0 } filters ? visible.Where(s => SecretFilter.Matches(filters, Filterable(s))) : visible;
         var page = Paginate(matching, request.SortBy ?? "created-date", request.SortOrder ?? "asc", request.MaxResults ?? 100, request.NextToken);
         return new ListSecretsResponse
         {
@@ -418,7 +436,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .Length(request.NextToken, "nextToken", 1, 4096)
             .ThrowIfInvalid();
         CheckSecretIdSyntax(request.SecretId!);
-        var secret = await FindAsync(request.SecretId!, context, ct);
+        var secret = await FindAsync(request.SecretId!, context, Demand.SecretsManager("ListSecretVersionIds"), ct);
         // Newest first; the token is the position (creation time, id) of the last version returned, so
         // versions added, pruned or relabelled between pages neither break nor repeat the listing.
         IEnumerable<VersionEntity> versions = secret.Versions
@@ -470,7 +488,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         return await store.WriteAsync(async writer =>
         {
             var now = time.GetUtcNow();
-            var secret = await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context);
+            var secret = Authorized(context, Demand.SecretsManager("DeleteSecret"), request.SecretId!,
+                await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context));
             if (secret is null)
             {
                 if (!force)
@@ -504,8 +523,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         ValidateSecretId(request.SecretId);
         return await store.WriteAsync(async writer =>
         {
-            var secret = await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context)
-                ?? throw ServiceException.NotFound(SecretNotFound);
+            var secret = Authorized(context, Demand.SecretsManager("RestoreSecret"), request.SecretId!,
+                await FindOrNullAsync(writer.FindSecretAsync, request.SecretId!, context)) ?? throw ServiceException.NotFound(SecretNotFound);
             if (secret.IsScheduledForDeletion)
             {
                 secret.DeletionDate = null;
@@ -526,7 +545,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         CheckSecretIdSyntax(request.SecretId!);
         await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("TagResource").WithRequestTags(request.Tags));
             var tags = MergeTags(secret.Tags ?? [], request.Tags!);
             if (tags.Count > options.MaxTagsPerSecret)
             {
@@ -554,7 +574,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         CheckSecretIdSyntax(request.SecretId!);
         await store.WriteAsync(async writer =>
         {
-            var secret = await FindForWriteAsync(writer, request.SecretId!, context);
+            var secret = await FindForWriteAsync(writer, request.SecretId!, context,
+                Demand.SecretsManager("UntagResource").With("aws:TagKeys", request.TagKeys));
             if (secret.Tags is not null)
             {
                 secret.Tags.RemoveAll(t => request.TagKeys.Contains(t.Key));
@@ -565,8 +586,9 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }, ct);
     }
 
-    public GetRandomPasswordResponse GetRandomPassword(GetRandomPasswordRequest request)
+    public GetRandomPasswordResponse GetRandomPassword(GetRandomPasswordRequest request, CallContext context)
     {
+        Authorize(context, Demand.SecretsManager("GetRandomPassword"), "*", null);
         new RequestValidator()
             .Range(request.PasswordLength, "passwordLength", 1, 4096)
             .Length(request.ExcludeCharacters, "excludeCharacters", 0, 4096)
@@ -638,22 +660,39 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
     // --- resolving SecretId -----------------------------------------------------------------------
 
-    private async Task<SecretEntity> FindAsync(string secretId, CallContext context, CancellationToken ct) =>
-        await FindOrNullAsync(lookup => store.FindSecretAsync(context.Region, lookup, ct), secretId, context)
-            ?? throw ServiceException.NotFound(SecretNotFound);
+    // Each lookup authorizes before it reports: a caller not allowed the action learns nothing, not even
+    // whether the secret exists (AccessDenied comes before ResourceNotFound, as on AWS).
 
-    private async Task<SecretEntity> FindActiveAsync(string secretId, CallContext context, CancellationToken ct)
+    private async Task<SecretEntity> FindAsync(string secretId, CallContext context, Demand demand, CancellationToken ct)
+    {
+        var secret = await FindOrNullAsync(lookup => store.FindSecretAsync(context.Region, lookup, ct), secretId, context);
+        return Authorized(context, demand, secretId, secret) ?? throw ServiceException.NotFound(SecretNotFound);
+    }
+
+    private async Task<SecretEntity> FindActiveAsync(string secretId, CallContext context, Demand demand, CancellationToken ct)
     {
         CheckSecretIdSyntax(secretId);
-        var secret = await FindAsync(secretId, context, ct);
+        var secret = await FindAsync(secretId, context, demand, ct);
         return secret.IsScheduledForDeletion ? throw ServiceException.InvalidRequest(MarkedForDeletion) : secret;
     }
 
-    private async Task<SecretEntity> FindForWriteAsync(ISecretWriter writer, string secretId, CallContext context)
+    private async Task<SecretEntity> FindForWriteAsync(ISecretWriter writer, string secretId, CallContext context, Demand demand)
     {
-        var secret = await FindOrNullAsync(writer.FindSecretAsync, secretId, context) ?? throw ServiceException.NotFound(SecretNotFound);
+        var secret = await FindOrNullAsync(writer.FindSecretAsync, secretId, context);
+        secret = Authorized(context, demand, secretId, secret) ?? throw ServiceException.NotFound(SecretNotFound);
         return secret.IsScheduledForDeletion ? throw ServiceException.InvalidRequest(MarkedForDeletion) : secret;
     }
+
+    /// <summary>Checks the demand against the secret (or, when it does not exist, against the ARN the id names) and passes the lookup through.</summary>
+    private SecretEntity? Authorized(CallContext context, Demand demand, string secretId, SecretEntity? secret)
+    {
+        Authorize(context, demand, secret?.Arn ?? (secretId.StartsWith("arn:", StringComparison.Ordinal)
+            ? secretId : SecretArn.Prefix(context.Region, options.AccountId) + secretId), secret);
+        return secret;
+    }
+
+    private void Authorize(CallContext context, Demand demand, string resource, SecretEntity? secret) =>
+        _access.Require(context, demand, resource, secret);
 
     private Task<SecretEntity?> FindOrNullAsync(Func<string, SecretLookup, Task<SecretEntity?>> find, string secretId, CallContext context) =>
         FindOrNullAsync(lookup => find(context.Region, lookup), secretId, context);

@@ -30,6 +30,8 @@ public static class ErrorCodes
     public const string EncryptionFailure = "EncryptionFailure";
     public const string DecryptionFailure = "DecryptionFailure";
     public const string InvalidNextToken = "InvalidNextTokenException";
+    public const string MalformedPolicyDocument = "MalformedPolicyDocumentException";
+    public const string PublicPolicy = "PublicPolicyException";
     public const string InternalServiceError = "InternalServiceError";
     public const string Validation = "ValidationException";
     public const string Serialization = "SerializationException";

@@ -331,3 +331,35 @@ public sealed record EmptyResponse
 {
     public static readonly EmptyResponse Instance = new();
 }
+
+public sealed record PutResourcePolicyRequest
+{
+    public string? SecretId { get; init; }
+    public string? ResourcePolicy { get; init; }
+    public bool? BlockPublicPolicy { get; init; }
+}
+
+public sealed record GetResourcePolicyResponse
+{
+    public required string ARN { get; init; }
+    public required string Name { get; init; }
+    public string? ResourcePolicy { get; init; }
+}
+
+public sealed record ValidateResourcePolicyRequest
+{
+    public string? SecretId { get; init; }
+    public string? ResourcePolicy { get; init; }
+}
+
+public sealed record ValidateResourcePolicyResponse
+{
+    public required bool PolicyValidationPassed { get; init; }
+    public required IReadOnlyList<ValidationErrorsEntry> ValidationErrors { get; init; }
+}
+
+public sealed record ValidationErrorsEntry
+{
+    public string? CheckName { get; init; }
+    public string? ErrorMessage { get; init; }
+}

@@ -31,6 +31,8 @@ public sealed class SecretEntity
     public DateTimeOffset? NextRotationStart { get; set; }
     /// <summary>The end of that window: the "on or before" date AWS reports as NextRotationDate.</summary>
     public DateTimeOffset? NextRotationDate { get; set; }
+    /// <summary>The resource policy exactly as PutResourcePolicy received it; null when none is attached.</summary>
+    public string? ResourcePolicy { get; set; }
 
     public bool IsScheduledForDeletion => DeletionDate is not null;
 }

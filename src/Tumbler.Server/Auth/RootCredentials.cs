@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using System.Text;
+using Tumbler.Core.Access;
 
 namespace Tumbler.Server.Auth;
 
@@ -12,8 +12,6 @@ public static class RootCredentials
 {
     public const string AccessKeyIdVariable = "TUMBLER_ROOT_ACCESS_KEY_ID";
     public const string SecretAccessKeyVariable = "TUMBLER_ROOT_SECRET_ACCESS_KEY";
-    private const string SecretAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
-    private const string IdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
     public static (string AccessKeyId, string SecretAccessKey)? FromEnvironment()
     {
@@ -55,8 +53,7 @@ public static class RootCredentials
     /// <summary>A new key pair in the shape AWS issues (AKIA... / 40 characters), written with mode 0600.</summary>
     public static (string AccessKeyId, string SecretAccessKey) CreateFile(string path)
     {
-        var id = "AKIA" + RandomNumberGenerator.GetString(IdAlphabet, 16);
-        var secret = RandomNumberGenerator.GetString(SecretAlphabet, 40);
+        var (id, secret) = AccessKeys.NewPair();
         var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {
@@ -67,13 +64,4 @@ public static class RootCredentials
         stream.Flush(flushToDisk: true);
         return (id, secret);
     }
-}
-
-/// <summary>Credentials this server knows; for now the root pair (users and keys come with access control).</summary>
-public sealed class StaticCredentialLookup(IEnumerable<AccessKeyCredential> credentials) : ICredentialLookup
-{
-    private readonly Dictionary<string, AccessKeyCredential> _byId = credentials.ToDictionary(c => c.AccessKeyId, StringComparer.Ordinal);
-
-    public ValueTask<AccessKeyCredential?> FindAsync(string accessKeyId, CancellationToken ct) =>
-        ValueTask.FromResult(_byId.GetValueOrDefault(accessKeyId));
 }

@@ -5,11 +5,12 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
+using Tumbler.Core.Access;
 using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Auth;
 
-public sealed record AccessKeyCredential(string AccessKeyId, string SecretAccessKey, string PrincipalArn);
+public sealed record AccessKeyCredential(string AccessKeyId, string SecretAccessKey, Principal Principal);
 
 public interface ICredentialLookup
 {
@@ -29,10 +30,12 @@ public sealed record SigV4Options
 
     public TimeSpan MaxClockSkew { get; init; } = TimeSpan.FromMinutes(5);
 
-    public string Service { get; init; } = "secretsmanager";
+    /// <summary>Services a request may be signed for; the first is the one error messages name.</summary>
+    public IReadOnlyList<string> Services { get; init; } = ["secretsmanager"];
 }
 
-public sealed record AuthenticatedCaller(string AccessKeyId, string Region, string PrincipalArn, string? SessionToken);
+/// <summary>Who signed, for which region and service (a signature for one service is not accepted by another's operations).</summary>
+public sealed record AuthenticatedCaller(string AccessKeyId, string Region, Principal Principal, string? SessionToken, string Service);
 
 /// <summary>
 /// Verifies AWS Signature Version 4 header authentication (spec §1.6). Every failure is a
@@ -58,7 +61,7 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
         SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~/");
 
     // Keyed by the secret itself (not the key id) so a rotated secret never hits a stale key.
-    private readonly ConcurrentDictionary<(string Secret, string Date, string Region), byte[]> _signingKeys = new();
+    private readonly ConcurrentDictionary<(string Secret, string Date, string Region, string Service), byte[]> _signingKeys = new();
 
     /// <summary>
     /// Authenticates one request. <paramref name="path"/> is the request path as sent on the wire (still
@@ -81,7 +84,7 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
 
         if (options.AcceptAnyCredentials)
         {
-            return new AuthenticatedCaller(auth.AccessKeyId, auth.Region, $"arn:aws:iam::{options.AccountId}:root", sessionToken);
+            return new AuthenticatedCaller(auth.AccessKeyId, auth.Region, Principal.Root(options.AccountId, auth.AccessKeyId), sessionToken, auth.ScopeService);
         }
 
         var credential = await credentials.FindAsync(auth.AccessKeyId, ct)
@@ -92,7 +95,7 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
             throw Invalid(SignatureMismatch);
         }
 
-        return new AuthenticatedCaller(auth.AccessKeyId, auth.Region, credential.PrincipalArn, sessionToken);
+        return new AuthenticatedCaller(auth.AccessKeyId, auth.Region, credential.Principal, sessionToken, auth.ScopeService);
     }
 
     private readonly record struct ParsedAuthorization(
@@ -253,9 +256,9 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
                 + $"'{auth.ScopeDate}' != '{amzDate[..8]}'.");
         }
 
-        if (auth.ScopeService != options.Service)
+        if (!options.Services.Contains(auth.ScopeService))
         {
-            throw Invalid($"Credential should be scoped to correct service: '{options.Service}'.");
+            throw Invalid($"Credential should be scoped to correct service: '{options.Services[0]}'.");
         }
 
         if (!options.Regions.Contains(auth.Region))
@@ -351,7 +354,7 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
             buffer.Append('\n');
             buffer.Append(canonicalRequestHex);
 
-            HMACSHA256.HashData(GetSigningKey(secretAccessKey, auth.ScopeDate, auth.Region), buffer.Written, expected);
+            HMACSHA256.HashData(GetSigningKey(secretAccessKey, auth.ScopeDate, auth.Region, auth.ScopeService), buffer.Written, expected);
         }
         finally
         {
@@ -486,15 +489,15 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
         return encoded.ToString();
     }
 
-    private byte[] GetSigningKey(string secretAccessKey, string date, string region)
+    private byte[] GetSigningKey(string secretAccessKey, string date, string region, string service)
     {
-        var cacheKey = (secretAccessKey, date, region);
+        var cacheKey = (secretAccessKey, date, region, service);
         if (_signingKeys.TryGetValue(cacheKey, out byte[]? signingKey))
         {
             return signingKey;
         }
 
-        signingKey = DeriveSigningKey(secretAccessKey, date, region, options.Service);
+        signingKey = DeriveSigningKey(secretAccessKey, date, region, service);
         // Keys change daily, so the cache only grows by (keys x regions) per day; a rare full clear is
         // simpler than LRU bookkeeping on the hot path.
         if (_signingKeys.Count >= MaxCachedSigningKeys)

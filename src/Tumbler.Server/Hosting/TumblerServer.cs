@@ -7,6 +7,7 @@ using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Tumbler.Core.Access;
 using Tumbler.Core.Crypto;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
@@ -121,15 +122,19 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton<IRotationFunctionRegistry>(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<RotationSignal>();
         services.AddSingleton(options.Rotation);
+        services.AddSingleton<AccessControl>();
         services.AddSingleton<SecretsService>();
+        services.AddSingleton(sp => (IIdentityStore)store);
+        services.AddSingleton<IdentityService>();
         services.AddSingleton<RotationEngine>();
         services.AddHostedService<RotationScheduler>();
-        services.AddSingleton<ICredentialLookup>(new StaticCredentialLookup([root]));
+        services.AddSingleton<ICredentialLookup>(sp => new CredentialLookup(root, sp.GetRequiredService<IdentityService>()));
         services.AddSingleton(new SigV4Options
         {
             Regions = options.Regions.ToHashSet(StringComparer.Ordinal),
             AccountId = options.AccountId,
             AcceptAnyCredentials = options.AcceptAnyCredentials,
+            Services = ["secretsmanager", "iam"],
         });
         services.AddSingleton<SigV4Verifier>();
         services.AddSingleton<ApiEndpoint>();
@@ -238,7 +243,7 @@ public sealed class TumblerServer : IAsyncDisposable
 
     private static AccessKeyCredential LoadRootCredentials(ServerOptions options, TextWriter output)
     {
-        var principal = $"arn:aws:iam::{options.AccountId}:root";
+        var principal = Principal.Root(options.AccountId);
         try
         {
             if (RootCredentials.FromEnvironment() is { } pair)

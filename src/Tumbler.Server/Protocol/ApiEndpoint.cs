@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Tumbler.Core.Access;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 
@@ -13,12 +14,15 @@ namespace Tumbler.Server.Protocol;
 /// The AWS JSON 1.1 endpoint (spec §1): <c>POST /</c>, operation from <c>X-Amz-Target</c>, SigV4 verified
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
-public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
     private const string TargetPrefix = "secretsmanager.";
+    /// <summary>The admin (IAM) operations: same endpoint, requests signed for the "iam" service.</summary>
+    public const string IamTargetPrefix = "TumblerIAM.";
     private readonly SecretsService _secrets = secrets;
+    private readonly IdentityService _identities = identities;
 
     private delegate Task Operation(ApiEndpoint endpoint, HttpContext http, ReadOnlyMemory<byte> body, CallContext call);
 
@@ -55,14 +59,49 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
         ["CancelRotateSecret"] = Handle(WireJsonContext.Default.SecretIdRequest, WireJsonContext.Default.RotationResponse,
             (s, r, c, ct) => s.CancelRotateSecretAsync(r, c, ct)),
         ["GetRandomPassword"] = Handle(WireJsonContext.Default.GetRandomPasswordRequest, WireJsonContext.Default.GetRandomPasswordResponse,
-            (s, r, c, ct) => Task.FromResult(s.GetRandomPassword(r))),
+            (s, r, c, ct) => Task.FromResult(s.GetRandomPassword(r, c))),
+        ["PutResourcePolicy"] = Handle(WireJsonContext.Default.PutResourcePolicyRequest, WireJsonContext.Default.SecretIdentity,
+            (s, r, c, ct) => s.PutResourcePolicyAsync(r, c, ct)),
+        ["GetResourcePolicy"] = Handle(WireJsonContext.Default.SecretIdRequest, WireJsonContext.Default.GetResourcePolicyResponse,
+            (s, r, c, ct) => s.GetResourcePolicyAsync(r, c, ct)),
+        ["DeleteResourcePolicy"] = Handle(WireJsonContext.Default.SecretIdRequest, WireJsonContext.Default.SecretIdentity,
+            (s, r, c, ct) => s.DeleteResourcePolicyAsync(r, c, ct)),
+        ["ValidateResourcePolicy"] = Handle(WireJsonContext.Default.ValidateResourcePolicyRequest, WireJsonContext.Default.ValidateResourcePolicyResponse,
+            (s, r, c, ct) => s.ValidateResourcePolicyAsync(r, c, ct)),
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    private static readonly FrozenDictionary<string, Operation> IamOperations = new Dictionary<string, Operation>
+    {
+        ["CreateUser"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.UserResponse,
+            (s, r, c, ct) => s.CreateUserAsync(r, c, ct)),
+        ["GetUser"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.UserResponse,
+            (s, r, c, ct) => s.GetUserAsync(r, c, ct)),
+        ["ListUsers"] = HandleIam(WireJsonContext.Default.EmptyResponse, WireJsonContext.Default.ListUsersResponse,
+            (s, r, c, ct) => s.ListUsersAsync(c, ct)),
+        ["DeleteUser"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DeleteUserAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["CreateAccessKey"] = HandleIam(WireJsonContext.Default.AccessKeyRequest, WireJsonContext.Default.CreateAccessKeyResponse,
+            (s, r, c, ct) => s.CreateAccessKeyAsync(r, c, ct)),
+        ["ListAccessKeys"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.ListAccessKeysResponse,
+            (s, r, c, ct) => s.ListAccessKeysAsync(r, c, ct)),
+        ["UpdateAccessKey"] = HandleIam(WireJsonContext.Default.AccessKeyRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.UpdateAccessKeyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["DeleteAccessKey"] = HandleIam(WireJsonContext.Default.AccessKeyRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DeleteAccessKeyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["PutUserPolicy"] = HandleIam(WireJsonContext.Default.UserPolicyRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.PutUserPolicyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["GetUserPolicy"] = HandleIam(WireJsonContext.Default.UserPolicyRequest, WireJsonContext.Default.GetUserPolicyResponse,
+            (s, r, c, ct) => s.GetUserPolicyAsync(r, c, ct)),
+        ["DeleteUserPolicy"] = HandleIam(WireJsonContext.Default.UserPolicyRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DeleteUserPolicyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["ListUserPolicies"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.ListUserPoliciesResponse,
+            (s, r, c, ct) => s.ListUserPoliciesAsync(r, c, ct)),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     /// <summary>Operations of the AWS model that later work brings; until then they answer a clear error.</summary>
     private static readonly FrozenSet<string> NotYetAvailable = new[]
     {
-        "PutResourcePolicy", "GetResourcePolicy", "DeleteResourcePolicy",
-        "ValidateResourcePolicy", "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica",
+        "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica",
     }.ToFrozenSet(StringComparer.Ordinal);
 
     public async Task HandleAsync(HttpContext http)
@@ -75,8 +114,8 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
             var body = rented.AsMemory(0, length);
             var caller = await verifier.VerifyAsync(http.Request.Method, http.Request.Path.Value ?? "/", http.Request.QueryString.Value ?? "",
                 http.Request.Headers, body, http.RequestAborted);
-            var operation = ResolveOperation(http.Request.Headers["X-Amz-Target"].ToString());
-            await operation(this, http, body, new CallContext(caller.Region, caller.PrincipalArn));
+            var operation = ResolveOperation(http.Request.Headers["X-Amz-Target"].ToString(), caller.Service);
+            await operation(this, http, body, new CallContext(caller.Region, caller.Principal, Origin(http)));
         }
         catch (ServiceException e)
         {
@@ -107,8 +146,34 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
         }
     }
 
-    private static Operation ResolveOperation(string target)
+    /// <summary>The peer as Kestrel saw it (or as a trusted proxy reported it); IPv4-mapped addresses read as IPv4.</summary>
+    private static RequestOrigin Origin(HttpContext http)
     {
+        var address = http.Connection.RemoteIpAddress;
+        if (address is { IsIPv4MappedToIPv6: true })
+        {
+            address = address.MapToIPv4();
+        }
+        var userAgent = http.Request.Headers.UserAgent.ToString();
+        return new RequestOrigin(address?.ToString(), http.Request.IsHttps, userAgent.Length == 0 ? null : userAgent);
+    }
+
+    private static Operation ResolveOperation(string target, string signedService)
+    {
+        if (target.StartsWith(IamTargetPrefix, StringComparison.Ordinal))
+        {
+            if (signedService != "iam")
+            {
+                throw new ServiceException(ErrorCodes.InvalidSignature, "Credential should be scoped to correct service: 'iam'.");
+            }
+            return IamOperations.TryGetValue(target[IamTargetPrefix.Length..], out var iamOperation)
+                ? iamOperation
+                : throw new ServiceException(ErrorCodes.UnknownOperation, "Unknown admin operation.");
+        }
+        if (signedService != "secretsmanager")
+        {
+            throw new ServiceException(ErrorCodes.InvalidSignature, "Credential should be scoped to correct service: 'secretsmanager'.");
+        }
         if (!target.StartsWith(TargetPrefix, StringComparison.Ordinal))
         {
             throw new ServiceException(ErrorCodes.UnknownOperation,
@@ -175,11 +240,21 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
     private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<SecretsService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
+        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._secrets, request, call, ct));
+
+    private static Operation HandleIam<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
+        Func<IdentityService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
+        where TRequest : new() =>
+        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._identities, request, call, ct));
+
+    private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
+        Func<ApiEndpoint, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
+        where TRequest : new() =>
         async (endpoint, http, body, call) =>
         {
             // An empty body or a JSON null reads as {}: operations without input still work for raw callers.
             var request = body.IsEmpty ? new TRequest() : JsonSerializer.Deserialize(body.Span, requestType) ?? new TRequest();
-            var response = await invoke(endpoint._secrets, request, call, http.RequestAborted);
+            var response = await invoke(endpoint, request, call, http.RequestAborted);
             http.Response.StatusCode = StatusCodes.Status200OK;
             http.Response.ContentType = ContentType;
             using (var writer = new Utf8JsonWriter(http.Response.BodyWriter))

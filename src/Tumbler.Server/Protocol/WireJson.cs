@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Tumbler.Core.Access;
 using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Protocol;
@@ -14,6 +15,19 @@ namespace Tumbler.Server.Protocol;
     Converters = [typeof(EpochSecondsConverter)],
     AllowTrailingCommas = false,
     MaxDepth = 32)]
+[JsonSerializable(typeof(PutResourcePolicyRequest))]
+[JsonSerializable(typeof(GetResourcePolicyResponse))]
+[JsonSerializable(typeof(ValidateResourcePolicyRequest))]
+[JsonSerializable(typeof(ValidateResourcePolicyResponse))]
+[JsonSerializable(typeof(UserNameRequest))]
+[JsonSerializable(typeof(UserResponse))]
+[JsonSerializable(typeof(ListUsersResponse))]
+[JsonSerializable(typeof(AccessKeyRequest))]
+[JsonSerializable(typeof(CreateAccessKeyResponse))]
+[JsonSerializable(typeof(ListAccessKeysResponse))]
+[JsonSerializable(typeof(UserPolicyRequest))]
+[JsonSerializable(typeof(GetUserPolicyResponse))]
+[JsonSerializable(typeof(ListUserPoliciesResponse))]
 [JsonSerializable(typeof(CreateSecretRequest))]
 [JsonSerializable(typeof(CreateSecretResponse))]
 [JsonSerializable(typeof(GetSecretValueRequest))]

@@ -9,9 +9,9 @@ namespace Tumbler.Storage.Sqlite;
 /// FULL (an acknowledged write survives a crash or power loss). Writers are serialized in process and
 /// take SQLite's write lock at BEGIN, so a read-modify-write transaction sees no concurrent change.
 /// </summary>
-public sealed class SqliteSecretStore : ISecretStore
+public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore
 {
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -96,6 +96,34 @@ public sealed class SqliteSecretStore : ISecretStore
                     wrapped BLOB NOT NULL);
                 CREATE TABLE kms_aliases (alias TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES kms_keys(key_id));
                 PRAGMA user_version = 1;
+                """, ct);
+            await transaction.CommitAsync(ct);
+            version = 1;
+        }
+        if (version == 1)
+        {
+            // Access control: resource policies on secrets; users, their access keys (secret half wrapped) and inline policies.
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                ALTER TABLE secrets ADD COLUMN resource_policy TEXT;
+                CREATE TABLE iam_users (
+                    name TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL UNIQUE,
+                    arn TEXT NOT NULL,
+                    created INTEGER NOT NULL);
+                CREATE TABLE iam_access_keys (
+                    access_key_id TEXT PRIMARY KEY,
+                    user_name TEXT NOT NULL REFERENCES iam_users(name),
+                    wrapped_secret BLOB NOT NULL,
+                    active INTEGER NOT NULL,
+                    created INTEGER NOT NULL);
+                CREATE INDEX iam_access_keys_user ON iam_access_keys (user_name);
+                CREATE TABLE iam_user_policies (
+                    user_name TEXT NOT NULL REFERENCES iam_users(name),
+                    policy_name TEXT NOT NULL,
+                    document TEXT NOT NULL,
+                    PRIMARY KEY (user_name, policy_name));
+                PRAGMA user_version = 2;
                 """, ct);
             await transaction.CommitAsync(ct);
         }
@@ -345,9 +373,9 @@ public sealed class SqliteSecretStore : ISecretStore
         {
             secret.Key = Convert.ToInt64(await Scalar(Connection, Transaction, """
                 INSERT INTO secrets (region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags,
-                    rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation)
+                    rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation, resource_policy)
                 VALUES ($region, $name, $arn, $description, $kms, $type, $created, $changed, $accessed, $deletion, $tags,
-                    $rotationEnabled, $lambda, $rules, $lastRotated, $nextStart, $next)
+                    $rotationEnabled, $lambda, $rules, $lastRotated, $nextStart, $next, $policy)
                 RETURNING id
                 """, CancellationToken.None, SecretParameters(secret)));
         }
@@ -356,7 +384,7 @@ public sealed class SqliteSecretStore : ISecretStore
             UPDATE secrets SET description = $description, kms_key_id = $kms, type = $type, last_changed = $changed,
                 last_accessed = $accessed, deletion_date = $deletion, tags = $tags, rotation_enabled = $rotationEnabled,
                 rotation_lambda_arn = $lambda, rotation_rules = $rules, last_rotated = $lastRotated,
-                next_rotation_start = $nextStart, next_rotation = $next
+                next_rotation_start = $nextStart, next_rotation = $next, resource_policy = $policy
             WHERE id = $id
             """, CancellationToken.None, [.. SecretParameters(secret), ("$id", secret.Key)]);
 
@@ -400,6 +428,7 @@ public sealed class SqliteSecretStore : ISecretStore
             ("$tags", StorageJsonContext.Tags(s.Tags)), ("$rotationEnabled", s.RotationEnabled is null ? null : s.RotationEnabled.Value ? 1 : 0),
             ("$lambda", s.RotationLambdaArn), ("$rules", s.RotationRulesJson), ("$lastRotated", s.LastRotatedDate?.ToUnixTimeMilliseconds()),
             ("$nextStart", s.NextRotationStart?.ToUnixTimeMilliseconds()), ("$next", s.NextRotationDate?.ToUnixTimeMilliseconds()),
+            ("$policy", s.ResourcePolicy),
         ];
 
         private static (string, object?)[] VersionParameters(long secretKey, VersionEntity v) =>
@@ -413,7 +442,7 @@ public sealed class SqliteSecretStore : ISecretStore
 
     private const string SecretColumns =
         "id, region, name, arn, description, kms_key_id, type, created, last_changed, last_accessed, deletion_date, tags, " +
-        "rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation";
+        "rotation_enabled, rotation_lambda_arn, rotation_rules, last_rotated, next_rotation_start, next_rotation, resource_policy";
     private const string VersionColumns = "v.version_id, v.labels, v.created, v.last_accessed, v.key_id, v.value IS NOT NULL";
 
     private const string RotationColumns =
@@ -496,6 +525,7 @@ public sealed class SqliteSecretStore : ISecretStore
         LastRotatedDate = r.IsDBNull(15) ? null : FromMs(r.GetInt64(15)),
         NextRotationStart = r.IsDBNull(16) ? null : FromMs(r.GetInt64(16)),
         NextRotationDate = r.IsDBNull(17) ? null : FromMs(r.GetInt64(17)),
+        ResourcePolicy = r.IsDBNull(18) ? null : r.GetString(18),
     };
 
     private static VersionEntity ReadVersion(DbDataReader r, int first) => new()

@@ -183,7 +183,7 @@ public sealed class SecretsServiceTests
         var badId = await Assert.ThrowsAsync<ServiceException>(() => h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = " Inv*Name? " }, Caller, default));
         Assert.Equal("ValidationException", badId.ErrorCode);
 
-        var tooLong = Assert.Throws<ServiceException>(() => h.Service.GetRandomPassword(new GetRandomPasswordRequest { PasswordLength = 5555 }));
+        var tooLong = Assert.Throws<ServiceException>(() => h.Service.GetRandomPassword(new GetRandomPasswordRequest { PasswordLength = 5555 }, Caller));
         Assert.Equal("1 validation error detected: Value '5555' at 'passwordLength' failed to satisfy constraint: Member must have value less than or equal to 4096", tooLong.Message);
 
         var huge = new string('x', 65537);

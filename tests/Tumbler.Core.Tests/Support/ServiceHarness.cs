@@ -17,7 +17,7 @@ public sealed class ManualClock(DateTimeOffset start) : TimeProvider
 /// <summary>SecretsService on a real SQLite store in a temporary directory.</summary>
 public sealed class ServiceHarness : IAsyncDisposable
 {
-    public static readonly CallContext Caller = new("us-east-1", "arn:aws:iam::123456789012:root");
+    public static readonly CallContext Caller = CallContext.AsRoot("us-east-1", "123456789012");
 
     private ServiceHarness(string directory, SqliteSecretStore store, KeyRing keys, ManualClock clock, SecretsService service)
     {

@@ -15,7 +15,7 @@ namespace Tumbler.IntegrationTests.Rotation;
 public sealed class ScheduledRotationTests : IAsyncLifetime
 {
     private const string MultiUserArn = "arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSMariaDBRotationMultiUser";
-    private static readonly CallContext Caller = new("us-east-1", "arn:aws:iam::123456789012:root");
+    private static readonly CallContext Caller = CallContext.AsRoot("us-east-1", "123456789012");
     private readonly string _directory = Directory.CreateTempSubdirectory("tumbler-schedule-tests-").FullName;
     private readonly Clock _clock = new();
     private SqliteSecretStore _store = null!;

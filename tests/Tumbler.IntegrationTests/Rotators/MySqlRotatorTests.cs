@@ -675,7 +675,7 @@ public sealed class BuiltInRotationFunctionsTests
 internal sealed class RotationHarness : IAsyncDisposable
 {
     public const string Region = "us-east-1";
-    private static readonly CallContext Caller = new(Region, "arn:aws:iam::123456789012:root");
+    private static readonly CallContext Caller = CallContext.AsRoot(Region, "123456789012");
 
     private readonly string _directory;
     private readonly SqliteSecretStore _store;

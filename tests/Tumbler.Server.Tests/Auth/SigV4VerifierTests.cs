@@ -1,9 +1,11 @@
+using Tumbler.Client;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
+using Tumbler.Core.Access;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 using Tumbler.Server.Tests.Support;
@@ -15,6 +17,7 @@ public sealed class SigV4VerifierTests
     private const string AccessKeyId = "AKIATUMBLERTEST00001";
     private const string SecretKey = "tumblerTestSecret/K7MDENG+bPxRfiCYEXAMPLE";
     private const string PrincipalArn = "arn:aws:iam::123456789012:user/alice";
+    private static readonly Principal Alice = Principal.User(PrincipalArn, "123456789012", AccessKeyId, []);
     private const string AccountId = "123456789012";
     private const string Endpoint = "https://secretsmanager.us-east-1.amazonaws.com/";
     private const string SignatureMismatch =
@@ -129,9 +132,9 @@ public sealed class SigV4VerifierTests
 
         headers["Authorization"] = SuiteAuthorization(vector);
         var verifier = new SigV4Verifier(
-            new InMemoryCredentials(new AccessKeyCredential(SuiteKeyId, SuiteSecret, PrincipalArn)),
+            new InMemoryCredentials(new AccessKeyCredential(SuiteKeyId, SuiteSecret, Alice)),
             new FixedTimeProvider(SuiteNow),
-            new SigV4Options { Regions = new HashSet<string> { "us-east-1" }, AccountId = AccountId, Service = "service" });
+            new SigV4Options { Regions = new HashSet<string> { "us-east-1" }, AccountId = AccountId, Services = ["service"] });
 
         var caller = await verifier.VerifyAsync(vector.Method, vector.Path, vector.Query, headers,
             Encoding.UTF8.GetBytes(vector.Body), CancellationToken.None);
@@ -204,7 +207,7 @@ public sealed class SigV4VerifierTests
 
         var caller = await Verify(CreateVerifier(), request, Body);
 
-        Assert.Equal(new AuthenticatedCaller(AccessKeyId, "us-east-1", PrincipalArn, null), caller);
+        Assert.Equal(new AuthenticatedCaller(AccessKeyId, "us-east-1", Alice, null, "secretsmanager"), caller);
     }
 
     [Fact]
@@ -248,7 +251,7 @@ public sealed class SigV4VerifierTests
 
         var caller = await CreateVerifier().VerifyAsync("POST", "/", "", headers, body, CancellationToken.None);
 
-        Assert.Equal(new AuthenticatedCaller(AccessKeyId, "us-east-1", PrincipalArn, "SESSIONTOKEN"), caller);
+        Assert.Equal(new AuthenticatedCaller(AccessKeyId, "us-east-1", Alice, "SESSIONTOKEN", "secretsmanager"), caller);
     }
 
     [Fact]
@@ -304,14 +307,14 @@ public sealed class SigV4VerifierTests
     [Fact]
     public async Task Signing_keys_are_cached_per_secret()
     {
-        var verifier = CreateVerifier(new AccessKeyCredential("AKIASECOND000000000", "second/secret", "arn:aws:iam::123456789012:user/bob"));
+        var verifier = CreateVerifier(new AccessKeyCredential("AKIASECOND000000000", "second/secret", Principal.User("arn:aws:iam::123456789012:user/bob", AccountId, "AKIASECOND000000000", [])));
         using var first = SignedBotocoreRequest(Body);
         using var second = SignedBotocoreRequest(Body, accessKeyId: "AKIASECOND000000000", secretKey: "second/secret");
         using var crossed = SignedBotocoreRequest(Body, accessKeyId: "AKIASECOND000000000");
 
-        Assert.Equal(PrincipalArn, (await Verify(verifier, first, Body)).PrincipalArn);
-        Assert.Equal("arn:aws:iam::123456789012:user/bob", (await Verify(verifier, second, Body)).PrincipalArn);
-        Assert.Equal(PrincipalArn, (await Verify(verifier, first, Body)).PrincipalArn);
+        Assert.Equal(PrincipalArn, (await Verify(verifier, first, Body)).Principal.Arn);
+        Assert.Equal("arn:aws:iam::123456789012:user/bob", (await Verify(verifier, second, Body)).Principal.Arn);
+        Assert.Equal(PrincipalArn, (await Verify(verifier, first, Body)).Principal.Arn);
         await Fails(Verify(verifier, crossed, Body), ErrorCodes.InvalidSignature);
     }
 
@@ -622,7 +625,7 @@ public sealed class SigV4VerifierTests
 
         var caller = await Verify(verifier, request, Body);
 
-        Assert.Equal(new AuthenticatedCaller("AKIADEVANYTHING00000", "us-east-1", "arn:aws:iam::123456789012:root", null), caller);
+        Assert.Equal(new AuthenticatedCaller("AKIADEVANYTHING00000", "us-east-1", Principal.Root(AccountId, "AKIADEVANYTHING00000"), null, "secretsmanager"), caller);
     }
 
     [Fact]
@@ -660,7 +663,7 @@ public sealed class SigV4VerifierTests
 
     private static SigV4Verifier CreateVerifier(AccessKeyCredential? extraKey = null, bool acceptAny = false, string[]? regions = null)
     {
-        var keys = new List<AccessKeyCredential> { new(AccessKeyId, SecretKey, PrincipalArn) };
+        var keys = new List<AccessKeyCredential> { new(AccessKeyId, SecretKey, Alice) };
         if (extraKey is not null)
         {
             keys.Add(extraKey);

@@ -1,3 +1,4 @@
+using Tumbler.Client;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -84,9 +85,9 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
     {
         var unknown = await ErrorOf(fixture.SendAsync("FlyToTheMoon", "{}"));
         Assert.Equal((HttpStatusCode.BadRequest, "UnknownOperationException"), (unknown.Status, unknown.Type));
-        var later = await ErrorOf(fixture.SendAsync("PutResourcePolicy", "{\"SecretId\": \"x\", \"ResourcePolicy\": \"{}\"}"));
+        var later = await ErrorOf(fixture.SendAsync("ReplicateSecretToRegions", "{\"SecretId\": \"x\", \"AddReplicaRegions\": [{\"Region\": \"eu-west-1\"}]}"));
         Assert.Equal((HttpStatusCode.BadRequest, "InvalidRequestException"), (later.Status, later.Type));
-        Assert.Contains("PutResourcePolicy", later.Message, StringComparison.Ordinal);
+        Assert.Contains("ReplicateSecretToRegions", later.Message, StringComparison.Ordinal);
     }
 
     [Fact]

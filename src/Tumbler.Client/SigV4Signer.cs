@@ -2,12 +2,12 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Tumbler.Server.Tests.Support;
+namespace Tumbler.Client;
 
 /// <summary>
-/// Client-side AWS Signature Version 4 signer for tests. Deliberately a plain string-based
-/// implementation, independent of the server's verifier, and pinned to AWS's published
-/// aws-sig-v4-test-suite vectors in SigV4VerifierTests.
+/// Client-side AWS Signature Version 4 signer for the tumbler CLI, Tumbler.Client users and the tests.
+/// Deliberately a plain string-based implementation, independent of the server's verifier, and pinned
+/// to AWS's published aws-sig-v4-test-suite vectors in SigV4VerifierTests.
 /// </summary>
 public static class SigV4Signer
 {

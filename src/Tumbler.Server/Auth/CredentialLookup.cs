@@ -1,0 +1,37 @@
+using System.Collections.Concurrent;
+using Tumbler.Core.Access;
+
+namespace Tumbler.Server.Auth;
+
+/// <summary>
+/// The root key pair, then the users' access keys from the store. Resolved keys are cached with the
+/// identity generation they were read at, so any change to users, keys or policies (a disabled or
+/// deleted key included) takes effect on the very next request.
+/// </summary>
+public sealed class CredentialLookup(AccessKeyCredential root, IdentityService identities) : ICredentialLookup
+{
+    private const int MaxCachedKeys = 10_000;
+    private readonly ConcurrentDictionary<string, (int Generation, AccessKeyCredential? Credential)> _cache = new(StringComparer.Ordinal);
+
+    public async ValueTask<AccessKeyCredential?> FindAsync(string accessKeyId, CancellationToken ct)
+    {
+        if (accessKeyId == root.AccessKeyId)
+        {
+            return root;
+        }
+        var generation = identities.Generation;
+        if (_cache.TryGetValue(accessKeyId, out var cached) && cached.Generation == generation)
+        {
+            return cached.Credential;
+        }
+        var resolved = await identities.ResolveAccessKeyAsync(accessKeyId, ct);
+        var credential = resolved is { } found ? new AccessKeyCredential(accessKeyId, found.SecretAccessKey, found.Principal) : null;
+        if (_cache.Count >= MaxCachedKeys)
+        {
+            _cache.Clear();
+        }
+        // Tagged with the generation read before the lookup: a change made meanwhile makes this entry stale at once.
+        _cache[accessKeyId] = (generation, credential);
+        return credential;
+    }
+}
