@@ -1,10 +1,10 @@
-using Tumbler.Client;
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Primitives;
+using Tumbler.Client;
 using Tumbler.Core.Access;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;

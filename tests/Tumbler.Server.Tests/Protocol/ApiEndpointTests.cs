@@ -1,7 +1,7 @@
-using Tumbler.Client;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Tumbler.Client;
 using Tumbler.Server.Tests.Support;
 
 namespace Tumbler.Server.Tests.Protocol;

@@ -1,7 +1,7 @@
-using Tumbler.Client;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using Tumbler.Client;
 using Tumbler.Server.Hosting;
 
 namespace Tumbler.Server.Tests.Support;
@@ -40,6 +40,26 @@ public sealed class ServerFixture : IAsyncLifetime
     public async Task<JsonElement> CallAsync(string operation, object body)
     {
         using var response = await SendAsync(operation, JsonSerializer.Serialize(body));
+        var json = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{operation} failed: {json}");
+        return JsonDocument.Parse(json).RootElement.Clone();
+    }
+
+    /// <summary>Sends <paramref name="body"/> to an X-Amz-Target signed with the given key pair for <paramref name="service"/>.</summary>
+    public async Task<HttpResponseMessage> SendAsAsync(string target, string body, string accessKeyId, string secretAccessKey, string service = "secretsmanager")
+    {
+        var bytes = Encoding.UTF8.GetBytes(body);
+        using var request = new HttpRequestMessage(HttpMethod.Post, Server.Endpoint) { Content = new ByteArrayContent(bytes) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/x-amz-json-1.1");
+        request.Headers.TryAddWithoutValidation("X-Amz-Target", target);
+        SigV4Signer.Sign(request, bytes, accessKeyId, secretAccessKey, "us-east-1", DateTimeOffset.UtcNow, service);
+        return await Http.SendAsync(request);
+    }
+
+    /// <summary>Calls the admin API as root and returns the answer.</summary>
+    public async Task<JsonElement> AdminAsync(string operation, object body)
+    {
+        using var response = await SendAsAsync("TumblerIAM." + operation, JsonSerializer.Serialize(body), Server.Root.AccessKeyId, Server.Root.SecretAccessKey, "iam");
         var json = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"{operation} failed: {json}");
         return JsonDocument.Parse(json).RootElement.Clone();

@@ -1,0 +1,264 @@
+using System.Net;
+using System.Text.Json;
+using Tumbler.Server.Tests.Support;
+
+namespace Tumbler.Server.Tests.Access;
+
+/// <summary>
+/// Who may do what, over real signed HTTP on Kestrel: users and keys made through the admin API,
+/// identity and resource policies, network conditions, and what a denied caller gets to see.
+/// </summary>
+public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    private const string Account = "123456789012";
+
+    private sealed record User(string Name, string AccessKeyId, string SecretAccessKey)
+    {
+        public string Arn => $"arn:aws:iam::{Account}:user/{Name}";
+    }
+
+    private async Task<User> NewUserAsync(string name, params string[] policies)
+    {
+        await fixture.AdminAsync("CreateUser", new { UserName = name });
+        var key = (await fixture.AdminAsync("CreateAccessKey", new { UserName = name })).GetProperty("AccessKey");
+        Assert.Equal("Active", key.GetProperty("Status").GetString());
+        for (var i = 0; i < policies.Length; i++)
+        {
+            await fixture.AdminAsync("PutUserPolicy", new { UserName = name, PolicyName = $"p{i}", PolicyDocument = policies[i] });
+        }
+        return new User(name, key.GetProperty("AccessKeyId").GetString()!, key.GetProperty("SecretAccessKey").GetString()!);
+    }
+
+    private async Task<string> CreateSecretAsync(string name, string value, string? tagsJson = null)
+    {
+        var created = await fixture.CallAsync("CreateSecret", JsonSerializer.Deserialize<JsonElement>(
+            $$"""{"Name": "{{name}}", "SecretString": "{{value}}", "ClientRequestToken": "{{Guid.NewGuid()}}"{{(tagsJson is null ? "" : ", \"Tags\": " + tagsJson)}}}"""));
+        return created.GetProperty("ARN").GetString()!;
+    }
+
+    private async Task<(HttpStatusCode Status, string? Type, string Body)> CallAs(User user, string operation, string body, string service = "secretsmanager",
+        string prefix = "secretsmanager.")
+    {
+        using var response = await fixture.SendAsAsync(prefix + operation, body, user.AccessKeyId, user.SecretAccessKey, service);
+        var text = await response.Content.ReadAsStringAsync();
+        var type = response.IsSuccessStatusCode ? null : JsonDocument.Parse(text).RootElement.GetProperty("__type").GetString();
+        return (response.StatusCode, type, text);
+    }
+
+    private static string Allow(string action, string resource, string condition = "") =>
+        $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "{{action}}", "Resource": "{{resource}}"{{(condition.Length > 0 ? ", \"Condition\": " + condition : "")}}}]}""";
+
+    private static string Deny(string action, string resource) =>
+        $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "{{action}}", "Resource": "{{resource}}"}]}""";
+
+    [Fact]
+    public async Task A_user_without_policies_is_denied_everything_and_learns_nothing()
+    {
+        await CreateSecretAsync("ac/none/db", "s3cr3t-none");
+        var nobody = await NewUserAsync("ac-nobody");
+
+        var read = await CallAs(nobody, "GetSecretValue", """{"SecretId": "ac/none/db"}""");
+        Assert.Equal((HttpStatusCode.BadRequest, "AccessDeniedException"), (read.Status, read.Type));
+        Assert.Contains($"User: {nobody.Arn} is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/none/db-",
+            read.Body, StringComparison.Ordinal);
+        Assert.Contains("because no identity-based policy allows the secretsmanager:GetSecretValue action", read.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("s3cr3t-none", read.Body, StringComparison.Ordinal);
+
+        // A missing secret answers the same denial, not ResourceNotFound: existence does not leak.
+        var missing = await CallAs(nobody, "GetSecretValue", """{"SecretId": "ac/none/missing"}""");
+        Assert.Equal("AccessDeniedException", missing.Type);
+
+        var list = await CallAs(nobody, "ListSecrets", "{}");
+        Assert.Equal("AccessDeniedException", list.Type);
+        var create = await CallAs(nobody, "CreateSecret", $$"""{"Name": "ac/none/new", "SecretString": "x", "ClientRequestToken": "{{Guid.NewGuid()}}"}""");
+        Assert.Equal("AccessDeniedException", create.Type);
+        var admin = await CallAs(nobody, "CreateUser", """{"UserName": "ac-sneaky"}""", "iam", "TumblerIAM.");
+        Assert.Equal("AccessDeniedException", admin.Type);
+        Assert.Contains("iam:CreateUser", admin.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Identity_policies_allow_by_action_and_resource_wildcards()
+    {
+        await CreateSecretAsync("ac/prod/db", "prod-value");
+        await CreateSecretAsync("ac/dev/db", "dev-value");
+        var reader = await NewUserAsync("ac-reader", Allow("secretsmanager:Get*", $"arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/prod/*"));
+
+        var allowed = await CallAs(reader, "GetSecretValue", """{"SecretId": "ac/prod/db"}""");
+        Assert.Equal(HttpStatusCode.OK, allowed.Status);
+        Assert.Equal("prod-value", JsonDocument.Parse(allowed.Body).RootElement.GetProperty("SecretString").GetString());
+
+        var otherSecret = await CallAs(reader, "GetSecretValue", """{"SecretId": "ac/dev/db"}""");
+        Assert.Equal("AccessDeniedException", otherSecret.Type);
+        Assert.DoesNotContain("dev-value", otherSecret.Body, StringComparison.Ordinal);
+
+        var otherAction = await CallAs(reader, "PutSecretValue", $$"""{"SecretId": "ac/prod/db", "SecretString": "x", "ClientRequestToken": "{{Guid.NewGuid()}}"}""");
+        Assert.Equal("AccessDeniedException", otherAction.Type);
+        // Allowed, and the secret is missing: now the caller may learn that.
+        var missing = await CallAs(reader, "GetSecretValue", """{"SecretId": "ac/prod/missing"}""");
+        Assert.Equal("ResourceNotFoundException", missing.Type);
+    }
+
+    [Fact]
+    public async Task An_explicit_deny_beats_any_allow_and_the_message_says_which_policy_denied()
+    {
+        var arn = await CreateSecretAsync("ac/deny/db", "deny-value");
+        var user = await NewUserAsync("ac-denied", Allow("secretsmanager:*", "*"), Deny("secretsmanager:GetSecretValue", arn));
+
+        var read = await CallAs(user, "GetSecretValue", """{"SecretId": "ac/deny/db"}""");
+        Assert.Equal("AccessDeniedException", read.Type);
+        Assert.Contains("with an explicit deny in an identity-based policy", read.Body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(user, "DescribeSecret", """{"SecretId": "ac/deny/db"}""")).Status);
+
+        var other = await CreateSecretAsync("ac/deny/other", "other-value");
+        await fixture.CallAsync("PutResourcePolicy", new { SecretId = other, ResourcePolicy = $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": {"AWS": "{{user.Arn}}"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}""" });
+        var byResource = await CallAs(user, "GetSecretValue", """{"SecretId": "ac/deny/other"}""");
+        Assert.Equal("AccessDeniedException", byResource.Type);
+        Assert.Contains("with an explicit deny in a resource-based policy", byResource.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_resource_policy_alone_can_grant_a_named_user_and_no_one_else()
+    {
+        var arn = await CreateSecretAsync("ac/shared/db", "shared-value");
+        var friend = await NewUserAsync("ac-friend");
+        var stranger = await NewUserAsync("ac-stranger");
+        var policy = $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "{{friend.Arn}}"}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}""";
+        await fixture.CallAsync("PutResourcePolicy", new { SecretId = arn, ResourcePolicy = policy, BlockPublicPolicy = true });
+        Assert.Equal(policy, (await fixture.CallAsync("GetResourcePolicy", new { SecretId = arn })).GetProperty("ResourcePolicy").GetString());
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(friend, "GetSecretValue", """{"SecretId": "ac/shared/db"}""")).Status);
+        Assert.Equal("AccessDeniedException", (await CallAs(stranger, "GetSecretValue", """{"SecretId": "ac/shared/db"}""")).Type);
+
+        await fixture.CallAsync("DeleteResourcePolicy", new { SecretId = arn });
+        Assert.False((await fixture.CallAsync("GetResourcePolicy", new { SecretId = arn })).TryGetProperty("ResourcePolicy", out _));
+        Assert.Equal("AccessDeniedException", (await CallAs(friend, "GetSecretValue", """{"SecretId": "ac/shared/db"}""")).Type);
+    }
+
+    [Fact]
+    public async Task Resource_policies_are_checked_before_they_are_stored()
+    {
+        var arn = await CreateSecretAsync("ac/policy/db", "v");
+        using var malformed = await fixture.SendAsync("PutResourcePolicy", JsonSerializer.Serialize(new { SecretId = arn, ResourcePolicy = """{"Statement": [{"Effect": "Maybe"}]}""" }));
+        Assert.Contains("MalformedPolicyDocumentException", await malformed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        const string Public = """{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}""";
+        using var blocked = await fixture.SendAsync("PutResourcePolicy", JsonSerializer.Serialize(new { SecretId = arn, ResourcePolicy = Public, BlockPublicPolicy = true }));
+        Assert.Contains("PublicPolicyException", await blocked.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.False((await fixture.CallAsync("GetResourcePolicy", new { SecretId = arn })).TryGetProperty("ResourcePolicy", out _));
+
+        var validation = await fixture.CallAsync("ValidateResourcePolicy", new { ResourcePolicy = Public });
+        Assert.False(validation.GetProperty("PolicyValidationPassed").GetBoolean());
+        Assert.Equal("BROAD_ACCESS_CHECKING", validation.GetProperty("ValidationErrors")[0].GetProperty("CheckName").GetString());
+        var valid = await fixture.CallAsync("ValidateResourcePolicy", new { SecretId = arn, ResourcePolicy = Allow("secretsmanager:GetSecretValue", "*").Replace("\"Effect\"", $"\"Principal\": {{\"AWS\": \"arn:aws:iam::{Account}:user/x\"}}, \"Effect\"", StringComparison.Ordinal) });
+        Assert.True(valid.GetProperty("PolicyValidationPassed").GetBoolean());
+        Assert.Equal(0, valid.GetProperty("ValidationErrors").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Source_ip_and_secure_transport_conditions_see_the_real_connection()
+    {
+        await CreateSecretAsync("ac/net/db", "net-value");
+        var resource = $"arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/net/*";
+        var loopback = await NewUserAsync("ac-loopback", Allow("secretsmanager:GetSecretValue", resource, """{"IpAddress": {"aws:SourceIp": ["127.0.0.0/8", "::1/128"]}}"""));
+        var office = await NewUserAsync("ac-office", Allow("secretsmanager:GetSecretValue", resource, """{"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}"""));
+        var tlsOnly = await NewUserAsync("ac-tls-only", Allow("secretsmanager:GetSecretValue", resource, """{"Bool": {"aws:SecureTransport": "true"}}"""));
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(loopback, "GetSecretValue", """{"SecretId": "ac/net/db"}""")).Status);
+        Assert.Equal("AccessDeniedException", (await CallAs(office, "GetSecretValue", """{"SecretId": "ac/net/db"}""")).Type);
+        // This fixture serves plain HTTP: a TLS-only grant does not apply.
+        Assert.Equal("AccessDeniedException", (await CallAs(tlsOnly, "GetSecretValue", """{"SecretId": "ac/net/db"}""")).Type);
+
+        // A forged X-Forwarded-For is not believed without a trusted proxy.
+        var body = System.Text.Encoding.UTF8.GetBytes("""{"SecretId": "ac/net/db"}""");
+        using var forged = new HttpRequestMessage(HttpMethod.Post, fixture.Server.Endpoint) { Content = new ByteArrayContent(body) };
+        forged.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-amz-json-1.1");
+        forged.Headers.TryAddWithoutValidation("X-Amz-Target", "secretsmanager.GetSecretValue");
+        forged.Headers.TryAddWithoutValidation("X-Forwarded-For", "10.1.2.3");
+        Tumbler.Client.SigV4Signer.Sign(forged, body, office.AccessKeyId, office.SecretAccessKey, "us-east-1", DateTimeOffset.UtcNow);
+        using var response = await fixture.Http.SendAsync(forged);
+        Assert.Contains("AccessDeniedException", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Tag_conditions_select_secrets_and_lists_show_only_what_the_caller_may_describe()
+    {
+        await CreateSecretAsync("ac/tags/blue", "blue-value", """[{"Key": "team", "Value": "blue"}]""");
+        await CreateSecretAsync("ac/tags/red", "red-value", """[{"Key": "team", "Value": "red"}]""");
+        var blue = await NewUserAsync("ac-blue",
+            Allow("secretsmanager:*", "*", """{"StringEquals": {"secretsmanager:ResourceTag/team": "blue"}}"""),
+            Allow("secretsmanager:ListSecrets", "*"),
+            Allow("secretsmanager:BatchGetSecretValue", "*"));
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(blue, "GetSecretValue", """{"SecretId": "ac/tags/blue"}""")).Status);
+        Assert.Equal("AccessDeniedException", (await CallAs(blue, "GetSecretValue", """{"SecretId": "ac/tags/red"}""")).Type);
+
+        var list = await CallAs(blue, "ListSecrets", """{"Filters": [{"Key": "name", "Values": ["ac/tags/"]}]}""");
+        var names = JsonDocument.Parse(list.Body).RootElement.GetProperty("SecretList").EnumerateArray().Select(s => s.GetProperty("Name").GetString()).ToList();
+        Assert.Equal(["ac/tags/blue"], names);
+
+        var batch = await CallAs(blue, "BatchGetSecretValue", """{"SecretIdList": ["ac/tags/blue", "ac/tags/red"]}""");
+        var answer = JsonDocument.Parse(batch.Body).RootElement;
+        Assert.Equal("blue-value", answer.GetProperty("SecretValues")[0].GetProperty("SecretString").GetString());
+        Assert.Equal(("ac/tags/red", "AccessDeniedException"),
+            (answer.GetProperty("Errors")[0].GetProperty("SecretId").GetString(), answer.GetProperty("Errors")[0].GetProperty("ErrorCode").GetString()));
+        Assert.DoesNotContain("red-value", batch.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Disabled_and_deleted_keys_are_refused_at_once_and_the_other_key_keeps_working()
+    {
+        await CreateSecretAsync("ac/keys/db", "keys-value");
+        var user = await NewUserAsync("ac-keys", Allow("secretsmanager:GetSecretValue", "*"));
+        var second = (await fixture.AdminAsync("CreateAccessKey", new { UserName = "ac-keys" })).GetProperty("AccessKey");
+        var secondUser = user with { AccessKeyId = second.GetProperty("AccessKeyId").GetString()!, SecretAccessKey = second.GetProperty("SecretAccessKey").GetString()! };
+        using (var third = await fixture.SendAsAsync("TumblerIAM.CreateAccessKey", """{"UserName": "ac-keys"}""", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam"))
+        {
+            Assert.Contains("LimitExceeded", await third.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+        const string Read = """{"SecretId": "ac/keys/db"}""";
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(user, "GetSecretValue", Read)).Status);
+
+        await fixture.AdminAsync("UpdateAccessKey", new { UserName = "ac-keys", AccessKeyId = user.AccessKeyId, Status = "Inactive" });
+        Assert.Equal("UnrecognizedClientException", (await CallAs(user, "GetSecretValue", Read)).Type);
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(secondUser, "GetSecretValue", Read)).Status);
+        await fixture.AdminAsync("UpdateAccessKey", new { AccessKeyId = user.AccessKeyId, Status = "Active" });
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(user, "GetSecretValue", Read)).Status);
+
+        await fixture.AdminAsync("DeleteAccessKey", new { UserName = "ac-keys", AccessKeyId = user.AccessKeyId });
+        Assert.Equal("UnrecognizedClientException", (await CallAs(user, "GetSecretValue", Read)).Type);
+        var keys = await fixture.AdminAsync("ListAccessKeys", new { UserName = "ac-keys" });
+        Assert.Equal([secondUser.AccessKeyId], keys.GetProperty("AccessKeyMetadata").EnumerateArray().Select(k => k.GetProperty("AccessKeyId").GetString()));
+        Assert.DoesNotContain("SecretAccessKey", keys.GetRawText(), StringComparison.Ordinal);
+
+        // A policy removed takes effect on the next request too.
+        await fixture.AdminAsync("DeleteUserPolicy", new { UserName = "ac-keys", PolicyName = "p0" });
+        Assert.Equal("AccessDeniedException", (await CallAs(secondUser, "GetSecretValue", Read)).Type);
+    }
+
+    [Fact]
+    public async Task Admin_rights_come_from_iam_actions_and_admin_calls_need_an_iam_signature()
+    {
+        var admin = await NewUserAsync("ac-admin", Allow("iam:*", "*"));
+        var created = await CallAs(admin, "CreateUser", """{"UserName": "ac-made-by-admin"}""", "iam", "TumblerIAM.");
+        Assert.Equal(HttpStatusCode.OK, created.Status);
+        Assert.Equal($"arn:aws:iam::{Account}:user/ac-made-by-admin", JsonDocument.Parse(created.Body).RootElement.GetProperty("User").GetProperty("Arn").GetString());
+        // iam:* grants nothing on secrets.
+        Assert.Equal("AccessDeniedException", (await CallAs(admin, "ListSecrets", "{}")).Type);
+        // A Secrets Manager signature does not open the admin API.
+        var wrongService = await CallAs(admin, "ListUsers", "{}", "secretsmanager", "TumblerIAM.");
+        Assert.Equal("InvalidSignatureException", wrongService.Type);
+
+        using var duplicate = await fixture.SendAsAsync("TumblerIAM.CreateUser", """{"UserName": "ac-made-by-admin"}""", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam");
+        Assert.Contains("EntityAlreadyExists", await duplicate.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var badName = await fixture.SendAsAsync("TumblerIAM.CreateUser", """{"UserName": "no spaces"}""", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam");
+        Assert.Contains("ValidationError", await badName.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var badPolicy = await fixture.SendAsAsync("TumblerIAM.PutUserPolicy",
+            """{"UserName": "ac-made-by-admin", "PolicyName": "p", "PolicyDocument": "{\"Statement\": []}"}""", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam");
+        Assert.Contains("MalformedPolicyDocument", await badPolicy.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        using var busy = await fixture.SendAsAsync("TumblerIAM.DeleteUser", """{"UserName": "ac-admin"}""", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam");
+        Assert.Contains("DeleteConflict", await busy.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        await fixture.AdminAsync("DeleteUser", new { UserName = "ac-made-by-admin" });
+        var users = await fixture.AdminAsync("ListUsers", new { });
+        Assert.DoesNotContain("ac-made-by-admin", users.GetRawText(), StringComparison.Ordinal);
+    }
+}
