@@ -233,7 +233,9 @@ public static class AuditVerifier
                 $"Audit log intact: {lastSeq} records checked; the server appended while checking (head seq {head.Seq}, now {now.Seq}).") { HeadSeq = now.Seq };
         }
         return new AuditVerification(false, head.Seq + 1,
-            $"line {headLine + 2}, seq {head.Seq + 2}: head mismatch: records seq {head.Seq + 2} to {lastSeq} follow the head (seq {head.Seq}): they were appended without updating the head.")
+            $"line {headLine + 2}, seq {head.Seq + 2}: head mismatch: "
+            + (lastSeq == head.Seq + 2 ? $"record seq {lastSeq} follows" : $"records seq {head.Seq + 2} to {lastSeq} follow")
+            + $" the head (seq {head.Seq}) by more than the one record a crash can leave: appended without the server updating the head.")
             { Problem = AuditProblem.HeadMismatch, Line = headLine + 2, Seq = head.Seq + 2, HeadSeq = head.Seq };
     }
 
