@@ -86,7 +86,7 @@ public static class AuditVerifier
         {
             return result with { HeadSeq = head?.Seq };
         }
-        return CheckHead(headPath, head, lastSeq, lastLine, hashAtHead);
+        return CheckHead(headPath, headExists, head, lastSeq, lastLine, hashAtHead);
     }
 
     private static AuditVerification? Scan(LineReader reader, AuditHead? head, out long lastSeq, out long lastLine, out string? hashAtHead)
@@ -179,7 +179,7 @@ public static class AuditVerifier
     private static AuditVerification Bad(AuditProblem problem, long line, long? seq, long recordsChecked, string message) =>
         new(false, Math.Max(0, recordsChecked), message) { Problem = problem, Line = line, Seq = seq };
 
-    private static AuditVerification CheckHead(string headPath, AuditHead? head, long lastSeq, long lastLine, string? hashAtHead)
+    private static AuditVerification CheckHead(string headPath, bool headExists, AuditHead? head, long lastSeq, long lastLine, string? hashAtHead)
     {
         if (lastSeq == 0)
         {
@@ -187,6 +187,11 @@ public static class AuditVerifier
                 ? new AuditVerification(true, 0, "Audit log intact: 0 records.")
                 : new AuditVerification(false, 0, $"The log is empty but the head names seq {head.Seq}: the log was emptied.")
                     { Problem = AuditProblem.Truncated, HeadSeq = head.Seq, Line = 1 };
+        }
+        if (head is null && headExists && lastSeq == 1)
+        {
+            return new AuditVerification(true, 1,
+                "Audit log intact: 1 records, empty head (one record behind: the first append was interrupted before the head update, or the server is writing; the server moves the head on at its next start).");
         }
         if (head is null)
         {

@@ -11,7 +11,7 @@ namespace Tumbler.Server.Audit;
 /// <para>
 /// Appends are serialized by one lock. Each append writes its whole line with one positioned write, so
 /// a record handed to the OS survives the process being killed (kill -9); then it rewrites the head in
-/// place (85 bytes at offset 0). Both files are fsynced on a timer (every second by default) and at
+/// place (85 bytes at offset 0; the head file is created empty when the log is). Both files are fsynced on a timer (every second by default) and at
 /// dispose, so a power cut can lose at most about that last second.
 /// </para>
 /// <para>
@@ -107,8 +107,16 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
                 System.IO.Directory.CreateDirectory(directory, DirectoryMode);
                 File.SetUnixFileMode(directory, DirectoryMode);
             }
-            log = OpenFile(Path.Combine(directory, AuditFormat.LogFileName));
-            head = OpenFile(Path.Combine(directory, AuditFormat.HeadFileName));
+            var headPath = Path.Combine(directory, AuditFormat.HeadFileName);
+            var headExisted = File.Exists(headPath);
+            var logPath = Path.Combine(directory, AuditFormat.LogFileName);
+            if (!headExisted && File.Exists(logPath) && new FileInfo(logPath).Length > 0)
+            {
+                // Refused before anything is created: an empty head made here would read as "crash after the first record" next time.
+                throw Refuse(dataDirectory, directory, "the log holds records but the head file is missing");
+            }
+            log = OpenFile(logPath);
+            head = OpenFile(headPath);
 
             var headBuffer = new byte[256];
             var headRead = RandomAccess.Read(head.SafeFileHandle, headBuffer, 0);
@@ -149,11 +157,16 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
                 {
                     throw Refuse(dataDirectory, directory, $"the last record (seq {last.Seq}) does not match its hash: it was altered");
                 }
-                if (current is null)
+                if (current is null && headExisted && last.Seq == 1 && last.Prev == AuditFormat.ZeroHash)
+                {
+                    // The head is created empty before the first append: a crash right after the first record.
+                    note = "audit: the head was empty but the log holds seq 1: the first append was interrupted before the head update, e.g. by a crash; the head now names seq 1.";
+                }
+                else if (current is null)
                 {
                     throw Refuse(dataDirectory, directory, $"the log holds records up to seq {last.Seq} but the head file is missing or empty");
                 }
-                if (current.Seq == last.Seq - 1 && current.Hash == last.Prev)
+                else if (current.Seq == last.Seq - 1 && current.Hash == last.Prev)
                 {
                     note = $"audit: the head was one record behind the log (seq {current.Seq} < {last.Seq}): the last append was interrupted before the head update, e.g. by a crash; the head now names seq {last.Seq}.";
                 }

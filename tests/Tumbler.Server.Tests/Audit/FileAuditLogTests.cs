@@ -175,6 +175,31 @@ public sealed class FileAuditLogTests
         Assert.Equal("Audit log intact: 4 records, head seq 4.", result.Message);
     }
 
+    [Fact]
+    public async Task A_crash_before_the_first_head_write_leaves_an_empty_head_that_open_accepts()
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(1);
+        await File.WriteAllBytesAsync(data.HeadPath, []); // the head is created empty with the log
+
+        var result = AuditVerifier.Verify(data.Path);
+        Assert.True(result.Intact, result.Message);
+        Assert.Contains("one record behind", result.Message, StringComparison.Ordinal);
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            Assert.Equal(1, log.LastSeq);
+            Assert.NotNull(log.StartupNote);
+        }
+        Assert.Equal("Audit log intact: 1 records, head seq 1.", AuditVerifier.Verify(data.Path).Message);
+
+        // Without a head file at all it is not a crash state.
+        File.Delete(data.HeadPath);
+        Assert.Equal(AuditProblem.HeadMissing, AuditVerifier.Verify(data.Path).Problem);
+        Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+        Assert.False(File.Exists(data.HeadPath), "a refused open must not create the head");
+        Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+    }
+
     [Theory]
     [InlineData("delete-last", "removed from the end")]
     [InlineData("delete-head", "head file is missing")]
