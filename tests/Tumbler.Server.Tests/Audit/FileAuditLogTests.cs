@@ -1,0 +1,233 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Tumbler.Core.Audit;
+using Tumbler.Server.Audit;
+
+namespace Tumbler.Server.Tests.Audit;
+
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class FileAuditLogTests
+{
+    [Fact]
+    public async Task A_record_is_one_line_with_exactly_its_given_fields_seq_prev_and_hash()
+    {
+        using var data = new AuditDataDir();
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            await log.AppendAsync(new AuditRecord
+            {
+                Time = new DateTimeOffset(2025, 1, 2, 3, 4, 5, 678, TimeSpan.FromHours(2)),
+                RequestId = "r-1",
+                Operation = "GetSecretValue",
+                Outcome = AuditOutcome.Denied,
+                ErrorCode = "AccessDeniedException",
+                SecretArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:a-AbCdEf",
+                UserAgent = "ua \"quoted\"\nnewline <b>",
+            }, CancellationToken.None);
+            await log.AppendAsync(AuditDataDir.Record(2) with { VersionId = "v", RotationStep = "createSecret", Detail = "d", ErrorCode = "E" }, CancellationToken.None);
+        }
+
+        var text = await File.ReadAllTextAsync(data.LogPath);
+        Assert.EndsWith("\n", text, StringComparison.Ordinal);
+        var lines = data.Lines();
+        Assert.Equal(2, lines.Count);
+
+        using var first = JsonDocument.Parse(lines[0]);
+        Assert.Equal(
+            ["seq", "prev", "time", "requestId", "operation", "outcome", "errorCode", "userAgent", "secretArn", "hash"],
+            first.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(1, first.RootElement.GetProperty("seq").GetInt64());
+        Assert.Equal(new string('0', 64), first.RootElement.GetProperty("prev").GetString());
+        Assert.Equal("2025-01-02T01:04:05.6780000Z", first.RootElement.GetProperty("time").GetString());
+        Assert.Equal("ua \"quoted\"\nnewline <b>", first.RootElement.GetProperty("userAgent").GetString());
+
+        // The hash covers the line without its hash member.
+        var hash = first.RootElement.GetProperty("hash").GetString()!;
+        var canonical = lines[0][..lines[0].IndexOf(",\"hash\":", StringComparison.Ordinal)] + "}";
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(canonical))), hash);
+
+        // Every field of the record, and nothing else: the record type has no room for a secret value.
+        using var second = JsonDocument.Parse(lines[1]);
+        Assert.Equal(
+            ["seq", "prev", "time", "requestId", "operation", "outcome", "errorCode", "principalArn", "accessKeyId", "sourceIp",
+             "userAgent", "region", "secretArn", "versionId", "versionStage", "rotationStep", "detail", "hash"],
+            second.RootElement.EnumerateObject().Select(p => p.Name));
+        Assert.Equal(hash, second.RootElement.GetProperty("prev").GetString());
+        Assert.Equal(2, second.RootElement.GetProperty("seq").GetInt64());
+        var recordProperties = typeof(AuditRecord).GetProperties().Select(p => p.Name).Where(n => n != "EqualityContract");
+        Assert.Equal(15, recordProperties.Count());
+    }
+
+    [Fact]
+    public async Task The_chain_continues_across_a_reopen()
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(3);
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            Assert.Equal(3, log.LastSeq);
+            Assert.Null(log.StartupNote);
+            await log.AppendAsync(AuditDataDir.Record(4), CancellationToken.None);
+            await log.AppendAsync(AuditDataDir.Record(5), CancellationToken.None);
+        }
+        var lines = data.Lines().Select(AuditDataDir.Parse).ToList();
+        Assert.Equal([1L, 2, 3, 4, 5], lines.Select(l => l.Seq));
+        Assert.Equal(lines[2].Hash, lines[3].Prev);
+        var result = AuditVerifier.Verify(data.Path);
+        Assert.True(result.Intact, result.Message);
+        Assert.Equal(5, result.RecordsChecked);
+        Assert.Equal("Audit log intact: 5 records, head seq 5.", result.Message);
+    }
+
+    [Fact]
+    public async Task Concurrent_appends_from_many_tasks_make_one_valid_chain_without_losing_a_record()
+    {
+        using var data = new AuditDataDir();
+        const int Tasks = 32, PerTask = 100;
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            await Task.WhenAll(Enumerable.Range(0, Tasks).Select(t => Task.Run(async () =>
+            {
+                for (var i = 0; i < PerTask; i++)
+                {
+                    await log.AppendAsync(AuditDataDir.Record(t * PerTask + i), CancellationToken.None);
+                }
+            })));
+            Assert.Equal(Tasks * PerTask, log.LastSeq);
+            Assert.True(log.IsHealthy);
+        }
+        var result = AuditVerifier.Verify(data.Path);
+        Assert.True(result.Intact, result.Message);
+        Assert.Equal(Tasks * PerTask, result.RecordsChecked);
+        var ids = data.Lines().Select(l => AuditDataDir.Parse(l).Fields.RequestId).ToList();
+        Assert.Equal(Enumerable.Range(0, Tasks * PerTask).Select(i => $"req-{i}").Order(StringComparer.Ordinal), ids.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task The_directory_is_private_to_the_owner_and_verify_works_while_the_log_is_open()
+    {
+        using var data = new AuditDataDir();
+        await using var log = FileAuditLog.Open(data.Path);
+        await log.AppendAsync(AuditDataDir.Record(1), CancellationToken.None);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(data.AuditDir));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(data.LogPath));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(data.HeadPath));
+        Assert.Equal(AuditFormat.HeadLength, new FileInfo(data.HeadPath).Length);
+
+        var live = AuditVerifier.Verify(data.Path);
+        Assert.True(live.Intact, live.Message);
+        Assert.Equal(1, live.RecordsChecked);
+    }
+
+    [Fact]
+    public async Task Append_fails_closed_when_the_audit_directory_is_replaced_by_a_file()
+    {
+        // Tests run as root, so permissions would not stop the writes: take the directory away instead.
+        using var data = new AuditDataDir();
+        await using var log = FileAuditLog.Open(data.Path);
+        await log.AppendAsync(AuditDataDir.Record(1), CancellationToken.None);
+        Assert.True(log.IsHealthy);
+
+        Directory.Delete(data.AuditDir, recursive: true);
+        await File.WriteAllTextAsync(data.AuditDir, "not a directory");
+
+        var e = await Assert.ThrowsAsync<AuditUnavailableException>(() => log.AppendAsync(AuditDataDir.Record(2), CancellationToken.None).AsTask());
+        Assert.Contains("audit", e.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.False(log.IsHealthy);
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.AppendAsync(AuditDataDir.Record(3), CancellationToken.None).AsTask());
+        Assert.False(log.IsHealthy);
+
+        // And a server cannot start on it either.
+        Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+    }
+
+    [Fact]
+    public async Task Append_after_dispose_fails_closed()
+    {
+        using var data = new AuditDataDir();
+        var log = FileAuditLog.Open(data.Path);
+        await log.DisposeAsync();
+        await Assert.ThrowsAsync<AuditUnavailableException>(() => log.AppendAsync(AuditDataDir.Record(1), CancellationToken.None).AsTask());
+    }
+
+    [Fact]
+    public async Task A_head_one_record_behind_after_a_crash_is_moved_on_at_open_and_said()
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(2);
+        var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
+        await data.WriteAsync(1, firstIndex: 3);
+        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo); // as if killed between the log append and the head update
+
+        var behind = AuditVerifier.Verify(data.Path);
+        Assert.True(behind.Intact, behind.Message);
+        Assert.Contains("one record behind", behind.Message, StringComparison.Ordinal);
+
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            Assert.Equal(3, log.LastSeq);
+            Assert.Contains("one record behind", log.StartupNote, StringComparison.Ordinal);
+            await log.AppendAsync(AuditDataDir.Record(4), CancellationToken.None);
+        }
+        var result = AuditVerifier.Verify(data.Path);
+        Assert.True(result.Intact, result.Message);
+        Assert.Equal("Audit log intact: 4 records, head seq 4.", result.Message);
+    }
+
+    [Fact]
+    public async Task A_crash_before_the_first_head_write_leaves_an_empty_head_that_open_accepts()
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(1);
+        await File.WriteAllBytesAsync(data.HeadPath, []); // the head is created empty with the log
+
+        var result = AuditVerifier.Verify(data.Path);
+        Assert.True(result.Intact, result.Message);
+        Assert.Contains("one record behind", result.Message, StringComparison.Ordinal);
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            Assert.Equal(1, log.LastSeq);
+            Assert.NotNull(log.StartupNote);
+        }
+        Assert.Equal("Audit log intact: 1 records, head seq 1.", AuditVerifier.Verify(data.Path).Message);
+
+        // Without a head file at all it is not a crash state.
+        File.Delete(data.HeadPath);
+        Assert.Equal(AuditProblem.HeadMissing, AuditVerifier.Verify(data.Path).Problem);
+        Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+        Assert.False(File.Exists(data.HeadPath), "a refused open must not create the head");
+        Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+    }
+
+    [Theory]
+    [InlineData("delete-last", "removed from the end")]
+    [InlineData("delete-head", "head file is missing")]
+    [InlineData("delete-log", "log is empty")]
+    [InlineData("edit-last", "altered")]
+    [InlineData("torn-last", "incomplete")]
+    public async Task Open_refuses_a_log_that_disagrees_with_its_head(string damage, string expected)
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(3);
+        var lines = data.Lines();
+        switch (damage)
+        {
+            case "delete-last": data.WriteLines(lines.Take(2)); break;
+            case "delete-head": File.Delete(data.HeadPath); break;
+            case "delete-log": File.Delete(data.LogPath); break;
+            case "edit-last": data.WriteLines(lines.Take(2).Append(lines[2].Replace("req-3", "req-9", StringComparison.Ordinal))); break;
+            case "torn-last": await File.WriteAllTextAsync(data.LogPath, string.Concat(lines.Take(2).Select(l => l + "\n")) + lines[2][..40]); break;
+        }
+        var e = Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        Assert.Contains("tumbler audit verify", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task No_audit_log_accepts_everything_and_is_healthy()
+    {
+        await NoAuditLog.Instance.AppendAsync(AuditDataDir.Record(1), CancellationToken.None);
+        Assert.True(NoAuditLog.Instance.IsHealthy);
+    }
+}
