@@ -270,3 +270,16 @@ public sealed class PolicyEvaluationCostTests
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
     }
 }
+
+public sealed class PolicyKindGuardTests
+{
+    [Fact]
+    public void A_policy_cannot_be_evaluated_as_the_other_kind()
+    {
+        var identity = Identity("""{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}""");
+        var resource = ResourcePolicy("""{"Statement":{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"*","Resource":"*"}}""");
+        // An identity policy has no principal to check: used as a resource policy it would admit everyone.
+        Assert.Throws<ArgumentException>(() => PolicyEvaluator.Evaluate([], identity, Request(principal: Bob)));
+        Assert.Throws<ArgumentException>(() => PolicyEvaluator.Evaluate([resource], null, Request()));
+    }
+}
