@@ -25,6 +25,8 @@ public enum SetQualifier { None, ForAnyValue, ForAllValues }
 /// value does (for a negated operator: matches none of the policy values).</item>
 /// <item><c>Null</c>: <c>"true"</c> matches when the key is absent, <c>"false"</c> when present; set
 /// qualifiers on Null are accepted and ignored.</item>
+/// <item>Operator names and the <c>ForAnyValue:</c>/<c>ForAllValues:</c> prefixes are case-sensitive, spelled
+/// as AWS documents them; anything else is a malformed policy. Condition keys are case-insensitive.</item>
 /// <item>A request value that does not parse as the operator's type (a number, a date, an IP address, an
 /// ARN) matches no policy value.</item>
 /// </list>

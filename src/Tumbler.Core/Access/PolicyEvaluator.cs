@@ -5,6 +5,8 @@ namespace Tumbler.Core.Access;
 /// (ExplicitDeny); otherwise a matching Allow in an identity policy or in the resource policy allows;
 /// otherwise the request is implicitly denied. (Within one account a resource-policy Allow that names the
 /// principal suffices on its own; see <see cref="PolicyPrincipal"/> for how an account principal counts.)
+/// Each document must have been parsed as the kind it is used as (an identity policy has no Principal to
+/// check, so using one as the resource policy would grant every caller): a mismatch is an ArgumentException.
 /// </summary>
 public static class PolicyEvaluator
 {
@@ -17,7 +19,7 @@ public static class PolicyEvaluator
         {
             for (var i = 0; i < list.Count; i++)
             {
-                switch (list[i].Evaluate(request))
+                switch (CheckKind(list[i], PolicyKind.Identity).Evaluate(request))
                 {
                     case PolicyDecision.ExplicitDeny:
                         return PolicyDecision.ExplicitDeny;
@@ -31,7 +33,7 @@ public static class PolicyEvaluator
         {
             foreach (var policy in identityPolicies)
             {
-                switch (policy.Evaluate(request))
+                switch (CheckKind(policy, PolicyKind.Identity).Evaluate(request))
                 {
                     case PolicyDecision.ExplicitDeny:
                         return PolicyDecision.ExplicitDeny;
@@ -43,7 +45,7 @@ public static class PolicyEvaluator
         }
         if (resourcePolicy is not null)
         {
-            switch (resourcePolicy.Evaluate(request))
+            switch (CheckKind(resourcePolicy, PolicyKind.Resource).Evaluate(request))
             {
                 case PolicyDecision.ExplicitDeny:
                     return PolicyDecision.ExplicitDeny;
@@ -54,4 +56,7 @@ public static class PolicyEvaluator
         }
         return allowed ? PolicyDecision.Allow : PolicyDecision.ImplicitDeny;
     }
+
+    private static PolicyDocument CheckKind(PolicyDocument policy, PolicyKind kind) =>
+        policy.Kind == kind ? policy : throw new ArgumentException($"A policy parsed as {policy.Kind} cannot be evaluated as a {kind} policy.");
 }

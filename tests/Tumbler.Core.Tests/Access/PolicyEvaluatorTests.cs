@@ -237,3 +237,49 @@ public sealed class PolicyEvaluatorTests
         Assert.False(Allows(policy, Request(principal: "arn:aws:iam::210987654321:user/alice")));
     }
 }
+
+public sealed class PolicyEvaluationCostTests
+{
+    [Fact]
+    public void Evaluating_a_typical_policy_set_allocates_nothing()
+    {
+        var identity = Identity("""
+            {"Version":"2012-10-17","Statement":[
+              {"Effect":"Allow","Action":["secretsmanager:Describe*","secretsmanager:GetSecretValue"],
+               "Resource":"arn:aws:secretsmanager:*:123456789012:secret:prod/*",
+               "Condition":{"StringEquals":{"secretsmanager:ResourceTag/team":["payments","ops"]},"Bool":{"aws:SecureTransport":"true"},
+                            "ArnLike":{"aws:PrincipalArn":"arn:aws:iam::123456789012:user/*"},"DateLessThan":{"aws:CurrentTime":"2100-01-01"}}},
+              {"Effect":"Deny","NotAction":"secretsmanager:*","Resource":"*"},
+              {"Effect":"Deny","Action":"*","Resource":"*","Condition":{"StringNotEqualsIfExists":{"aws:RequestedRegion":"us-east-1"}}}]}
+            """);
+        var resource = ResourcePolicy($$$"""
+            {"Version":"2012-10-17","Statement":[
+              {"Effect":"Deny","Principal":"*","Action":"secretsmanager:DeleteSecret","Resource":"*"},
+              {"Effect":"Allow","Principal":{"AWS":["{{{Bob}}}","{{{Account}}}"]},"Action":"secretsmanager:GetSecretValue","Resource":"*"}]}
+            """);
+        var request = With(Key("secretsmanager:ResourceTag/team", "ops"), Key("aws:SecureTransport", "true"), Key("aws:PrincipalArn", Alice),
+            Key("aws:CurrentTime", "2025-06-01T12:00:00Z"), Key("aws:RequestedRegion", "us-east-1"));
+        PolicyDocument[] identities = [identity];
+        Assert.Equal(PolicyDecision.Allow, PolicyEvaluator.Evaluate(identities, resource, request));
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 1000; i++)
+        {
+            PolicyEvaluator.Evaluate(identities, resource, request);
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}
+
+public sealed class PolicyKindGuardTests
+{
+    [Fact]
+    public void A_policy_cannot_be_evaluated_as_the_other_kind()
+    {
+        var identity = Identity("""{"Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}""");
+        var resource = ResourcePolicy("""{"Statement":{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"*","Resource":"*"}}""");
+        // An identity policy has no principal to check: used as a resource policy it would admit everyone.
+        Assert.Throws<ArgumentException>(() => PolicyEvaluator.Evaluate([], identity, Request(principal: Bob)));
+        Assert.Throws<ArgumentException>(() => PolicyEvaluator.Evaluate([resource], null, Request()));
+    }
+}
