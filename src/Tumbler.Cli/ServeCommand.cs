@@ -34,7 +34,13 @@ internal static class ServeCommand
         {
             Description = "INSECURE, for local development: accept any access key with a well-formed signature. Loopback addresses only.",
         };
-        var command = new Command("serve", "Run the Tumbler server.") { dataDir, listen, region, accountId, acceptAny };
+        var audit = new Option<string>("--audit")
+        {
+            Description = "file: record every request in DATA_DIR/audit (hash-chained; requests are refused when it cannot be written). none: record nothing.",
+            DefaultValueFactory = _ => defaults.Audit,
+        };
+        audit.AcceptOnlyFromAmong("file", "none");
+        var command = new Command("serve", "Run the Tumbler server.") { dataDir, listen, region, accountId, acceptAny, audit };
         command.SetAction(async (parse, ct) =>
         {
             var account = parse.GetValue(accountId)!;
@@ -50,6 +56,7 @@ internal static class ServeCommand
                 Regions = parse.GetValue(region)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
                 AccountId = account,
                 AcceptAnyCredentials = parse.GetValue(acceptAny),
+                Audit = parse.GetValue(audit)!,
                 Rotation = RotationTuning(),
             };
             return await RunAsync(options, ct);

@@ -1,5 +1,6 @@
-using Tumbler.Core.Access;
 using Microsoft.Extensions.Logging;
+using Tumbler.Core.Access;
+using Tumbler.Core.Audit;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
 
@@ -27,8 +28,10 @@ public sealed record RotationOptions
 /// pending version (and so the same password). A failed attempt is retried with exponential backoff.
 /// </summary>
 public sealed class RotationEngine(SecretsService secrets, ISecretStore store, IRotationFunctionRegistry functions, TimeProvider time,
-    RotationOptions options, ILogger<RotationEngine> logger)
+    RotationOptions options, ILogger<RotationEngine> logger, IAuditLog? audit = null)
 {
+    private readonly IAuditLog _audit = audit ?? NoAuditLog.Instance;
+
     public string NodeId { get; } = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
     /// <summary>One pass: starts the scheduled rotations that are due, then runs the rotations this node claims. Returns how many ran.</summary>
@@ -106,6 +109,8 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
                     }
                 }
                 options.StepBoundary?.Invoke($"{step}:after");
+                // Audited before the step counts as done: if the record cannot be written the step is retried (steps are idempotent).
+                await AuditStepAsync(job, step, null);
                 job.StepsDone = i + 1;
                 if (!await secrets.RecordStepDoneAsync(job, ct))
                 {
@@ -125,6 +130,14 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             }
             var retryAfter = TimeSpan.FromTicks(Math.Min(options.RetryMax.Ticks, options.RetryBase.Ticks << Math.Min(job.Attempts, 20)));
             var error = $"{step}: {Describe(e)}";
+            try
+            {
+                await AuditStepAsync(job, step, e);
+            }
+            catch (AuditUnavailableException audited)
+            {
+                logger.LogError("Could not audit the failed {Step} of rotation {Token}: {Reason}", step, job.Token, audited.Message);
+            }
             await secrets.RecordFailureAsync(job, error, retryAfter, CancellationToken.None);
             logger.LogWarning("Rotation {Token} of {Arn} failed (attempt {Attempt}) at {Error}; retrying in {RetryAfter}",
                 job.Token, job.SecretArn, job.Attempts + 1, error, retryAfter);
@@ -135,6 +148,22 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             await renewal;
         }
     }
+
+    private ValueTask AuditStepAsync(RotationJob job, string step, Exception? failure) =>
+        _audit.AppendAsync(new AuditRecord
+        {
+            Time = time.GetUtcNow(),
+            RequestId = $"rotation-{job.Token}-{step}-{job.Attempts + 1}",
+            Operation = "RotationStep",
+            Outcome = failure is null ? AuditOutcome.Success : AuditOutcome.Failed,
+            ErrorCode = failure switch { null => null, ServiceException service => service.ErrorCode, _ => failure.GetType().Name },
+            PrincipalArn = RotationPrincipal(job).Arn,
+            Region = job.Region,
+            SecretArn = job.SecretArn,
+            VersionId = job.Token,
+            VersionStage = "AWSPENDING",
+            RotationStep = step,
+        }, CancellationToken.None);
 
     /// <summary>Renews the lease while the rotation runs; cancels the run when the lease is lost.</summary>
     private async Task KeepLeaseAsync(RotationJob job, CancellationTokenSource leased)

@@ -14,6 +14,8 @@ public sealed record ServerOptions
     public bool AcceptAnyCredentials { get; init; }
     public TimeSpan PurgeInterval { get; init; } = TimeSpan.FromMinutes(1);
     public RotationOptions Rotation { get; init; } = new();
+    /// <summary>"file" (the hash-chained log in DATA_DIR/audit; requests are refused when it cannot be written) or "none".</summary>
+    public string Audit { get; init; } = "file";
 
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";

@@ -8,10 +8,12 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
+using Tumbler.Core.Audit;
 using Tumbler.Core.Crypto;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
+using Tumbler.Server.Audit;
 using Tumbler.Server.Auth;
 using Tumbler.Rotators;
 using Tumbler.Server.Protocol;
@@ -66,7 +68,8 @@ public sealed class TumblerServer : IAsyncDisposable
                 throw new StartupException($"{e.Message} Refusing to start: give the root key this data directory was created with.");
             }
             var root = LoadRootCredentials(options, output);
-            var app = Build(options, endPoint, store, keyRing, root);
+            var audit = OpenAuditLog(options, output);
+            var app = Build(options, endPoint, store, keyRing, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -95,7 +98,7 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, IPEndPoint endPoint, ISecretStore store, KeyRing keyRing, AccessKeyCredential root)
+    private static WebApplication Build(ServerOptions options, IPEndPoint endPoint, ISecretStore store, KeyRing keyRing, AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
         builder.WebHost.ConfigureKestrel(kestrel =>
@@ -118,6 +121,7 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton(store);
         services.AddSingleton(keyRing);
+        services.AddSingleton(audit);
         services.AddSingleton(new SecretsOptions { AccountId = options.AccountId });
         services.AddSingleton<IRotationFunctionRegistry>(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton<RotationSignal>();
@@ -145,7 +149,11 @@ public sealed class TumblerServer : IAsyncDisposable
         app.MapPost("/", endpoint.HandleAsync);
         app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
             "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true));
-        app.Lifetime.ApplicationStopped.Register(() => store.DisposeAsync().AsTask().GetAwaiter().GetResult());
+        app.Lifetime.ApplicationStopped.Register(() =>
+        {
+            (audit as IAsyncDisposable)?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            store.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        });
         return app;
     }
 
@@ -238,6 +246,32 @@ public sealed class TumblerServer : IAsyncDisposable
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
             throw new StartupException($"Cannot read the root key: {e.Message}");
+        }
+    }
+
+    private static IAuditLog OpenAuditLog(ServerOptions options, TextWriter output)
+    {
+        switch (options.Audit)
+        {
+            case "none":
+                output.WriteLine("WARNING: --audit none: requests are not recorded.");
+                return NoAuditLog.Instance;
+            case "file":
+                try
+                {
+                    var log = FileAuditLog.Open(options.DataDirectory);
+                    if (log.StartupNote is { } note)
+                    {
+                        output.WriteLine(note);
+                    }
+                    return log;
+                }
+                catch (AuditUnavailableException e)
+                {
+                    throw new StartupException(e.Message);
+                }
+            default:
+                throw new StartupException($"--audit {options.Audit}: give file or none.");
         }
     }
 

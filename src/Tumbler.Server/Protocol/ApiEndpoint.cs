@@ -5,6 +5,7 @@ using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
+using Tumbler.Core.Audit;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 
@@ -14,7 +15,8 @@ namespace Tumbler.Server.Protocol;
 /// The AWS JSON 1.1 endpoint (spec §1): <c>POST /</c>, operation from <c>X-Amz-Target</c>, SigV4 verified
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
-public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, IAuditLog audit,
+    TimeProvider time, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
@@ -24,7 +26,8 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private readonly SecretsService _secrets = secrets;
     private readonly IdentityService _identities = identities;
 
-    private delegate Task Operation(ApiEndpoint endpoint, HttpContext http, ReadOnlyMemory<byte> body, CallContext call);
+    /// <summary>Runs an operation and returns the writer of its answer; the answer is sent only once the audit record is written.</summary>
+    private delegate Task<Func<Task>> Operation(ApiEndpoint endpoint, HttpContext http, ReadOnlyMemory<byte> body, CallContext call, AuditFacts facts);
 
     private static readonly FrozenDictionary<string, Operation> Operations = new Dictionary<string, Operation>
     {
@@ -108,34 +111,38 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     {
         http.Response.Headers["x-amzn-RequestId"] = http.TraceIdentifier;
         byte[]? rented = null;
+        var facts = new AuditFacts();
+        var origin = Origin(http);
         try
         {
             (rented, var length) = await ReadBodyAsync(http.Request);
             var body = rented.AsMemory(0, length);
+            var target = http.Request.Headers["X-Amz-Target"].ToString();
+            facts.Operation = OperationName(target);
             var caller = await verifier.VerifyAsync(http.Request.Method, http.Request.Path.Value ?? "/", http.Request.QueryString.Value ?? "",
                 http.Request.Headers, body, http.RequestAborted);
-            var operation = ResolveOperation(http.Request.Headers["X-Amz-Target"].ToString(), caller.Service);
-            await operation(this, http, body, new CallContext(caller.Region, caller.Principal, Origin(http)));
+            facts.Caller = caller;
+            var operation = ResolveOperation(target, caller.Service);
+            if (!audit.IsHealthy)
+            {
+                throw AuditUnavailable();
+            }
+            var respond = await operation(this, http, body, new CallContext(caller.Region, caller.Principal, origin), facts);
+            await AppendAsync(http, facts, origin, null);
+            await respond();
         }
-        catch (ServiceException e)
+        catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
-            await ErrorWriter.WriteAsync(http, e);
-        }
-        catch (JsonException e)
-        {
-            // Position only: the JSON text itself may hold a secret value.
-            await ErrorWriter.WriteAsync(http, new ServiceException(ErrorCodes.Serialization,
-                $"The request body is not valid JSON for this operation (at {e.Path ?? "$"}, line {e.LineNumber}, byte {e.BytePositionInLine})."));
-        }
-        catch (OperationCanceledException) when (http.RequestAborted.IsCancellationRequested)
-        {
-            // The client went away; there is nobody to answer.
-        }
-        catch (Exception e)
-        {
-            logger.LogError(e, "Request {RequestId} failed", http.TraceIdentifier);
-            await ErrorWriter.WriteAsync(http, new ServiceException(ErrorCodes.InternalServiceError,
-                $"An internal error occurred. Request id: {http.TraceIdentifier}."));
+            var error = ToServiceError(e, http);
+            try
+            {
+                await AppendAsync(http, facts, origin, error);
+            }
+            catch (AuditUnavailableException)
+            {
+                error = AuditUnavailable();
+            }
+            await ErrorWriter.WriteAsync(http, error);
         }
         finally
         {
@@ -144,6 +151,59 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
                 ArrayPool<byte>.Shared.Return(rented, clearArray: true);
             }
         }
+    }
+
+    private ServiceException ToServiceError(Exception e, HttpContext http)
+    {
+        switch (e)
+        {
+            case ServiceException service:
+                return service;
+            case JsonException json:
+                // Position only: the JSON text itself may hold a secret value.
+                return new ServiceException(ErrorCodes.Serialization,
+                    $"The request body is not valid JSON for this operation (at {json.Path ?? "$"}, line {json.LineNumber}, byte {json.BytePositionInLine}).");
+            case AuditUnavailableException audited:
+                logger.LogError("Request {RequestId} refused: {Reason}", http.TraceIdentifier, audited.Message);
+                return AuditUnavailable();
+            default:
+                logger.LogError(e, "Request {RequestId} failed", http.TraceIdentifier);
+                return new ServiceException(ErrorCodes.InternalServiceError, $"An internal error occurred. Request id: {http.TraceIdentifier}.");
+        }
+    }
+
+    private static ServiceException AuditUnavailable() => new(ErrorCodes.InternalServiceError,
+        "The audit log cannot be written, so Tumbler refuses requests until it can. The server's log says why.");
+
+    /// <summary>One audit record per request, allowed or not; never a value or a key.</summary>
+    private ValueTask AppendAsync(HttpContext http, AuditFacts facts, RequestOrigin origin, ServiceException? error) =>
+        audit.AppendAsync(new AuditRecord
+        {
+            Time = time.GetUtcNow(),
+            RequestId = http.TraceIdentifier,
+            Operation = facts.Operation,
+            Outcome = error is null ? AuditOutcome.Success : IsDenial(error.ErrorCode) ? AuditOutcome.Denied : AuditOutcome.Failed,
+            ErrorCode = error?.ErrorCode,
+            PrincipalArn = facts.Caller?.Principal.Arn,
+            AccessKeyId = facts.Caller?.AccessKeyId,
+            SourceIp = origin.SourceIp,
+            UserAgent = origin.UserAgent,
+            Region = facts.Caller?.Region,
+            SecretArn = facts.SecretArn,
+            VersionId = facts.VersionId,
+            VersionStage = facts.VersionStage,
+            Detail = facts.Detail,
+        }, CancellationToken.None);
+
+    private static bool IsDenial(string code) => code is ErrorCodes.AccessDenied or ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken
+        or ErrorCodes.InvalidSignature or ErrorCodes.IncompleteSignature;
+
+    /// <summary>The operation as the audit log names it: known names only, so junk targets cannot write arbitrary text.</summary>
+    private static string OperationName(string target)
+    {
+        var name = target.StartsWith(TargetPrefix, StringComparison.Ordinal) ? target[TargetPrefix.Length..]
+            : target.StartsWith(IamTargetPrefix, StringComparison.Ordinal) ? target[IamTargetPrefix.Length..] : null;
+        return name is not null && (Operations.ContainsKey(name) || IamOperations.ContainsKey(name) || NotYetAvailable.Contains(name)) ? name : "Unknown";
     }
 
     /// <summary>The peer as Kestrel saw it (or as a trusted proxy reported it); IPv4-mapped addresses read as IPv4.</summary>
@@ -250,17 +310,27 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<ApiEndpoint, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
-        async (endpoint, http, body, call) =>
+        async (endpoint, http, body, call, facts) =>
         {
             // An empty body or a JSON null reads as {}: operations without input still work for raw callers.
             var request = body.IsEmpty ? new TRequest() : JsonSerializer.Deserialize(body.Span, requestType) ?? new TRequest();
+            facts.Describe(request);
             var response = await invoke(endpoint, request, call, http.RequestAborted);
-            http.Response.StatusCode = StatusCodes.Status200OK;
-            http.Response.ContentType = ContentType;
-            using (var writer = new Utf8JsonWriter(http.Response.BodyWriter))
+            if (response is not null)
             {
-                JsonSerializer.Serialize(writer, response, responseType);
+                facts.Describe(response);
             }
-            await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
+            return () => WriteAsync(http, response, responseType);
         };
+
+    private static async Task WriteAsync<TResponse>(HttpContext http, TResponse response, JsonTypeInfo<TResponse> responseType)
+    {
+        http.Response.StatusCode = StatusCodes.Status200OK;
+        http.Response.ContentType = ContentType;
+        using (var writer = new Utf8JsonWriter(http.Response.BodyWriter))
+        {
+            JsonSerializer.Serialize(writer, response, responseType);
+        }
+        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
+    }
 }

@@ -11,6 +11,8 @@ public sealed class ServerFixture : IAsyncLifetime
 {
     private readonly string _dataDirectory = Directory.CreateTempSubdirectory("tumbler-server-tests-").FullName;
 
+    public string DataDirectory => _dataDirectory;
+
     public TumblerServer Server { get; private set; } = null!;
     public HttpClient Http { get; } = new();
 
