@@ -261,4 +261,54 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
         var users = await fixture.AdminAsync("ListUsers", new { });
         Assert.DoesNotContain("ac-made-by-admin", users.GetRawText(), StringComparison.Ordinal);
     }
+
+    public enum Forgery { Unsigned, WrongSecretKey, UnknownKey, Expired, TamperedBody, TamperedSignedHeader, DeletedKey }
+
+    [Theory]
+    [InlineData(Forgery.Unsigned, "MissingAuthenticationTokenException")]
+    [InlineData(Forgery.WrongSecretKey, "InvalidSignatureException")]
+    [InlineData(Forgery.UnknownKey, "UnrecognizedClientException")]
+    [InlineData(Forgery.Expired, "InvalidSignatureException")]
+    [InlineData(Forgery.TamperedBody, "InvalidSignatureException")]
+    [InlineData(Forgery.TamperedSignedHeader, "InvalidSignatureException")]
+    [InlineData(Forgery.DeletedKey, "UnrecognizedClientException")]
+    public async Task Requests_that_do_not_prove_a_live_key_are_refused_with_the_AWS_code_and_reveal_nothing(Forgery forgery, string expectedCode)
+    {
+        await CreateSecretAsync($"ac/forged/{forgery}", "forged-s3cret");
+        var user = await NewUserAsync($"ac-forger-{forgery}", Allow("secretsmanager:*", "*"));
+        if (forgery == Forgery.DeletedKey)
+        {
+            await fixture.AdminAsync("DeleteAccessKey", new { UserName = user.Name, AccessKeyId = user.AccessKeyId });
+        }
+        var body = System.Text.Encoding.UTF8.GetBytes($$"""{"SecretId": "ac/forged/{{forgery}}"}""");
+        using var request = new HttpRequestMessage(HttpMethod.Post, fixture.Server.Endpoint) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-amz-json-1.1");
+        request.Headers.TryAddWithoutValidation("X-Amz-Target", "secretsmanager.GetSecretValue");
+        if (forgery != Forgery.Unsigned)
+        {
+            var (id, secret) = forgery switch
+            {
+                Forgery.WrongSecretKey => (user.AccessKeyId, "not-the-secret-key"),
+                Forgery.UnknownKey => ("AKIAUNKNOWNKEY000000", user.SecretAccessKey),
+                _ => (user.AccessKeyId, user.SecretAccessKey),
+            };
+            Tumbler.Client.SigV4Signer.Sign(request, body, id, secret, "us-east-1", forgery == Forgery.Expired ? DateTimeOffset.UtcNow.AddMinutes(-16) : DateTimeOffset.UtcNow);
+        }
+        if (forgery == Forgery.TamperedBody)
+        {
+            request.Content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes("""{"SecretId": "ac/forged/other"}"""));
+            request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-amz-json-1.1");
+        }
+        if (forgery == Forgery.TamperedSignedHeader)
+        {
+            request.Headers.Remove("X-Amz-Target");
+            request.Headers.TryAddWithoutValidation("X-Amz-Target", "secretsmanager.DescribeSecret");
+        }
+        using var response = await fixture.Http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(expectedCode, JsonDocument.Parse(text).RootElement.GetProperty("__type").GetString());
+        Assert.DoesNotContain("forged-s3cret", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(user.SecretAccessKey, text, StringComparison.Ordinal);
+    }
 }
