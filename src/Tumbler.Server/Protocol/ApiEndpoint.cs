@@ -3,6 +3,7 @@ using System.Collections.Frozen;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
@@ -75,6 +76,10 @@ public sealed class ApiEndpoint(SecretsService secrets, SigV4Verifier verifier, 
             var body = rented.AsMemory(0, length);
             var caller = await verifier.VerifyAsync(http.Request.Method, http.Request.Path.Value ?? "/", http.Request.QueryString.Value ?? "",
                 http.Request.Headers, body, http.RequestAborted);
+            if (!http.RequestServices.GetRequiredService<AccessKeyThrottle>().TryAcquire(caller.AccessKeyId))
+            {
+                throw new ServiceException(ErrorCodes.Throttling, AccessKeyThrottle.Message);
+            }
             var operation = ResolveOperation(http.Request.Headers["X-Amz-Target"].ToString());
             await operation(this, http, body, new CallContext(caller.Region, caller.PrincipalArn));
         }
