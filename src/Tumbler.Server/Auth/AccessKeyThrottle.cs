@@ -5,7 +5,7 @@ namespace Tumbler.Server.Auth;
 /// <summary>
 /// Per-access-key request rate limit: a token bucket per access key id (System.Threading.RateLimiting).
 /// Off unless a rate is given. Memory stays bounded: the partitioned limiter drops a key's bucket once it
-/// has been full (idle) for a few seconds, and only keys with a valid signature ever reach it.
+/// has been full (idle) for ten seconds, and only keys with a valid signature ever reach it.
 /// </summary>
 public sealed class AccessKeyThrottle : IDisposable
 {
