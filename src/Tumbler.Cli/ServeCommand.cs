@@ -15,10 +15,11 @@ internal static class ServeCommand
             Description = "Directory holding the store, the root key and the root credentials (created on first start).",
             DefaultValueFactory = _ => defaults.DataDirectory,
         };
-        var listen = new Option<string>("--listen")
+        var listen = new Option<string[]>("--listen")
         {
-            Description = "Address and port to listen on (HOST:PORT).",
-            DefaultValueFactory = _ => defaults.Listen,
+            Description = $"Address and port to listen on (HOST:PORT, IPv6 as [::1]:PORT); repeat to listen on several. Default {ServerOptions.DefaultListen}.",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
         };
         var region = new Option<string>("--region")
         {
@@ -40,7 +41,43 @@ internal static class ServeCommand
             DefaultValueFactory = _ => defaults.Audit,
         };
         audit.AcceptOnlyFromAmong("file", "none");
-        var command = new Command("serve", "Run the Tumbler server.") { dataDir, listen, region, accountId, acceptAny, audit };
+        var tlsCert = new Option<string>("--tls-cert")
+        {
+            Description = "Serve HTTPS (on every --listen address) with this PEM certificate (chain); needs --tls-key. TLS 1.2 or later.",
+            HelpName = "FILE",
+        };
+        var tlsKey = new Option<string>("--tls-key")
+        {
+            Description = "The unencrypted PEM private key of --tls-cert.",
+            HelpName = "FILE",
+        };
+        var tlsSelfSigned = new Option<bool>("--tls-self-signed")
+        {
+            Description = "Serve HTTPS (on every --listen address) with a self-signed certificate made on first start and kept in DATA_DIR/tls/ "
+                + "(cert.pem, key.pem); clients pin it, e.g. aws --ca-bundle DATA_DIR/tls/cert.pem.",
+        };
+        var trustedProxy = new Option<string[]>("--trusted-proxy")
+        {
+            Description = "CIDR (or address) of a reverse proxy whose X-Forwarded-For and X-Forwarded-Proto are believed; repeatable. "
+                + "Without it those headers are ignored and the TCP peer is the source IP.",
+            HelpName = "CIDR",
+            Arity = ArgumentArity.OneOrMore,
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var rateLimit = new Option<string>("--rate-limit")
+        {
+            Description = "Requests per second allowed per access key (token bucket; excess answered ThrottlingException). Default: no limit.",
+            HelpName = "RPS",
+        };
+        var rateBurst = new Option<string>("--rate-burst")
+        {
+            Description = "Requests an idle access key may make at once under --rate-limit. Default: the rate rounded up.",
+            HelpName = "N",
+        };
+        var command = new Command("serve", "Run the Tumbler server.")
+        {
+            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit,
+        };
         command.SetAction(async (parse, ct) =>
         {
             var account = parse.GetValue(accountId)!;
@@ -49,19 +86,51 @@ internal static class ServeCommand
                 await Console.Error.WriteLineAsync($"tumbler: --account-id must be 12 digits, got '{account}'.");
                 return 1;
             }
-            var options = new ServerOptions
+            ServerOptions options;
+            try
             {
-                DataDirectory = parse.GetValue(dataDir)!,
-                Listen = parse.GetValue(listen)!,
-                Regions = parse.GetValue(region)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-                AccountId = account,
-                AcceptAnyCredentials = parse.GetValue(acceptAny),
-                Audit = parse.GetValue(audit)!,
-                Rotation = RotationTuning(),
-            };
+                options = new ServerOptions
+                {
+                    DataDirectory = parse.GetValue(dataDir)!,
+                    Listen = parse.GetValue(listen) is { Length: > 0 } addresses ? addresses : defaults.Listen,
+                    Regions = parse.GetValue(region)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                    AccountId = account,
+                    AcceptAnyCredentials = parse.GetValue(acceptAny),
+                    Audit = parse.GetValue(audit)!,
+                    TlsCertificateFile = parse.GetValue(tlsCert),
+                    TlsKeyFile = parse.GetValue(tlsKey),
+                    TlsSelfSigned = parse.GetValue(tlsSelfSigned),
+                    TrustedProxies = parse.GetValue(trustedProxy) ?? [],
+                    RateLimit = Positive("--rate-limit", parse.GetValue(rateLimit), wholeNumber: false),
+                    RateBurst = (int?)Positive("--rate-burst", parse.GetValue(rateBurst), wholeNumber: true),
+                    Rotation = RotationTuning(),
+                };
+                options.Validate();
+            }
+            catch (StartupException e)
+            {
+                await Console.Error.WriteLineAsync($"tumbler: {e.Message}");
+                return 1;
+            }
             return await RunAsync(options, ct);
         });
         return command;
+    }
+
+    /// <summary>A positive number given as text, or null when the option is absent; throws <see cref="StartupException"/> naming the option.</summary>
+    private static double? Positive(string option, string? text, bool wholeNumber)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+        var style = wholeNumber ? System.Globalization.NumberStyles.None : System.Globalization.NumberStyles.AllowDecimalPoint;
+        return double.TryParse(text.Trim(), style, System.Globalization.CultureInfo.InvariantCulture, out var value)
+            && double.IsFinite(value) && value > 0 && (!wholeNumber || value <= int.MaxValue)
+            ? value
+            : throw new StartupException(wholeNumber
+                ? $"--{option.TrimStart('-')} {text}: give a positive whole number."
+                : $"--{option.TrimStart('-')} {text}: give a positive number of requests per second (such as 50 or 0.5).");
     }
 
     /// <summary>
@@ -113,7 +182,7 @@ internal static class ServeCommand
         }
         await using (server)
         {
-            Console.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {server.Endpoint} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)})");
+            Console.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {string.Join(", ", server.Endpoints)} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)})");
             await server.WaitForShutdownAsync();
         }
         Console.WriteLine("Tumbler stopped.");

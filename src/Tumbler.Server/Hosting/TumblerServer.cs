@@ -18,6 +18,7 @@ using Tumbler.Server.Auth;
 using Tumbler.Rotators;
 using Tumbler.Server.Protocol;
 using Tumbler.Storage.Sqlite;
+using Tumbler.Server.Transport;
 
 namespace Tumbler.Server.Hosting;
 
@@ -29,34 +30,36 @@ public sealed class TumblerServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private TumblerServer(WebApplication app, Uri endpoint, AccessKeyCredential root)
+    private TumblerServer(WebApplication app, IReadOnlyList<Uri> endpoints, AccessKeyCredential root)
     {
         _app = app;
-        Endpoint = endpoint;
+        Endpoints = endpoints;
         Root = root;
     }
 
-    public Uri Endpoint { get; }
+    /// <summary>The first listen address (http:// or https://).</summary>
+    public Uri Endpoint => Endpoints[0];
+    /// <summary>Every listen address, in the order given.</summary>
+    public IReadOnlyList<Uri> Endpoints { get; }
     public AccessKeyCredential Root { get; }
     public IServiceProvider Services => _app.Services;
 
     /// <summary>Opens the data directory and starts serving; throws <see cref="StartupException"/> with the reason it can't.</summary>
     public static async Task<TumblerServer> StartAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
-        var endPoint = options.ListenEndPoint();
-        if (options.AcceptAnyCredentials && !IPAddress.IsLoopback(endPoint.Address))
+        options.Validate();
+        var endPoints = options.ListenEndPoints();
+        for (var i = 0; i < endPoints.Count; i++)
         {
-            throw new StartupException($"--accept-any-credentials is refused on {options.Listen}: it is only allowed on a loopback address.");
+            EnsureAddressIsFree(endPoints[i], options.Listen[i]);
         }
-        if (options.Regions.Count == 0)
-        {
-            throw new StartupException("At least one region must be served.");
-        }
-
-        EnsureAddressIsFree(endPoint, options.Listen);
+        // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
+        var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
         var store = await OpenStoreAsync(options.DataDirectory, output, ct);
         try
         {
+            certificate ??= TlsCertificates.Load(options, output);
+            var transport = new TransportSettings(endPoints, certificate, options.TrustedProxyNetworks());
             var rootKey = await LoadRootKeyAsync(store, options.DataDirectory, output, ct);
             KeyRing keyRing;
             try
@@ -69,7 +72,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
-            var app = Build(options, endPoint, store, keyRing, root, audit);
+            var app = Build(options, transport, store, keyRing, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -77,11 +80,11 @@ public sealed class TumblerServer : IAsyncDisposable
             catch (IOException e)
             {
                 await app.DisposeAsync();
-                throw new StartupException($"Cannot listen on {options.Listen}: {e.Message}");
+                throw new StartupException($"Cannot listen on {string.Join(", ", options.Listen)}: {e.Message}");
             }
-            var address = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
-                .Features.Get<IServerAddressesFeature>()!.Addresses.First();
-            return new TumblerServer(app, new Uri(address.Replace("[::]", "localhost", StringComparison.Ordinal)), root);
+            var addresses = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
+                .Features.Get<IServerAddressesFeature>()!.Addresses;
+            return new TumblerServer(app, [.. addresses.Select(a => new Uri(a.Replace("[::]", "localhost", StringComparison.Ordinal)))], root);
         }
         catch
         {
@@ -98,14 +101,10 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, IPEndPoint endPoint, ISecretStore store, KeyRing keyRing, AccessKeyCredential root, IAuditLog audit)
+    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            kestrel.AddServerHeader = false;
-            kestrel.Listen(endPoint);
-        });
+        builder.ConfigureTransport(transport);
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(console =>
         {
@@ -142,9 +141,11 @@ public sealed class TumblerServer : IAsyncDisposable
         });
         services.AddSingleton<SigV4Verifier>();
         services.AddSingleton<ApiEndpoint>();
+        services.AddSingleton(new AccessKeyThrottle(options.RateLimit, options.RateBurst));
         services.AddHostedService<DeletionPurger>();
 
         var app = builder.Build();
+        app.UseTransport(transport);
         var endpoint = app.Services.GetRequiredService<ApiEndpoint>();
         app.MapPost("/", endpoint.HandleAsync);
         app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",

@@ -15,8 +15,8 @@ namespace Tumbler.Server.Protocol;
 /// The AWS JSON 1.1 endpoint (spec §1): <c>POST /</c>, operation from <c>X-Amz-Target</c>, SigV4 verified
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
-public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, IAuditLog audit,
-    TimeProvider time, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, AccessKeyThrottle throttle,
+    IAuditLog audit, TimeProvider time, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
@@ -122,6 +122,10 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             var caller = await verifier.VerifyAsync(http.Request.Method, http.Request.Path.Value ?? "/", http.Request.QueryString.Value ?? "",
                 http.Request.Headers, body, http.RequestAborted);
             facts.Caller = caller;
+            if (!throttle.TryAcquire(caller.AccessKeyId))
+            {
+                throw new ServiceException(ErrorCodes.Throttling, AccessKeyThrottle.Message);
+            }
             var operation = ResolveOperation(target, caller.Service);
             if (!audit.IsHealthy)
             {

@@ -17,7 +17,7 @@ public sealed class ServerFixture : IAsyncLifetime
     public HttpClient Http { get; } = new();
 
     public async Task InitializeAsync() =>
-        Server = await TumblerServer.StartAsync(new ServerOptions { DataDirectory = _dataDirectory, Listen = "127.0.0.1:0" }, TextWriter.Null, default);
+        Server = await TumblerServer.StartAsync(new ServerOptions { DataDirectory = _dataDirectory, Listen = ["127.0.0.1:0"] }, TextWriter.Null, default);
 
     public async Task DisposeAsync()
     {
