@@ -74,7 +74,13 @@ internal sealed class ConnectionOptions
         }
     }
 
-    private static readonly JsonSerializerOptions IndentedJson = new() { WriteIndented = true, IndentSize = 4 };
+    // Printed for a terminal, as the aws CLI prints: '+' and non-ASCII as themselves, not \uXXXX.
+    private static readonly JsonSerializerOptions IndentedJson = new()
+    {
+        WriteIndented = true,
+        IndentSize = 4,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

@@ -39,6 +39,7 @@ public sealed class JsonApiClient : IDisposable
             handler.SslOptions.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
         }
         _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
+        _http.DefaultRequestHeaders.UserAgent.ParseAdd($"tumbler-client/{typeof(JsonApiClient).Assembly.GetName().Version?.ToString(3) ?? "0"}");
     }
 
     /// <summary>Sends <paramref name="body"/> to <paramref name="target"/> (e.g. "secretsmanager.GetSecretValue") signed for <paramref name="service"/>; returns the JSON answer.</summary>
