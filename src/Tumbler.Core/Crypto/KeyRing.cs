@@ -27,6 +27,9 @@ public sealed class KeyRing
 
     public string DefaultKeyId => _aliases[DefaultAlias];
 
+    /// <summary>True when the default key is present and enabled: new secrets can be encrypted.</summary>
+    public bool IsUsable => _aliases.TryGetValue(DefaultAlias, out var id) && _keys.TryGetValue(id, out var key) && key.Entity.Enabled;
+
     /// <summary>
     /// Opens the key ring of a store: on a new store it records a check value for the root key and
     /// creates the default key; on an existing one it refuses a root key that is not the one the

@@ -148,6 +148,7 @@ public sealed class TumblerServer : IAsyncDisposable
         app.UseTransport(transport);
         var endpoint = app.Services.GetRequiredService<ApiEndpoint>();
         app.MapPost("/", endpoint.HandleAsync);
+        app.MapHealth(store, keyRing, audit);
         app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
             "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true));
         app.Lifetime.ApplicationStopped.Register(() =>
