@@ -68,6 +68,7 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
     public Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct) => Read(() => inner.ListKeysAsync(ct));
     public Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, ct));
     public Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct) => Read(() => inner.FindRotationAsync(secretKey, ct));
+    public Task<IReadOnlyList<RotationStatus>> ListRotationStatusAsync(CancellationToken ct) => Read(() => inner.ListRotationStatusAsync(ct));
     public Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct) =>
         Read(() => inner.FindDueRotationsAsync(now, limit, ct));
     public Task<IReadOnlyList<RotationJob>> ClaimRotationsAsync(DateTimeOffset now, string owner, DateTimeOffset leaseExpires, int limit, CancellationToken ct) =>

@@ -41,6 +41,10 @@ internal static class ServeCommand
             DefaultValueFactory = _ => defaults.Audit,
         };
         audit.AcceptOnlyFromAmong("file", "none");
+        var metrics = new Option<bool>("--metrics")
+        {
+            Description = "Serve Prometheus metrics on GET /metrics (unauthenticated: secret ARNs appear as labels; expose only to your monitoring).",
+        };
         var tlsCert = new Option<string>("--tls-cert")
         {
             Description = "Serve HTTPS (on every --listen address) with this PEM certificate (chain); needs --tls-key. TLS 1.2 or later.",
@@ -76,7 +80,7 @@ internal static class ServeCommand
         };
         var command = new Command("serve", "Run the Tumbler server.")
         {
-            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit,
+            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -97,6 +101,7 @@ internal static class ServeCommand
                     AccountId = account,
                     AcceptAnyCredentials = parse.GetValue(acceptAny),
                     Audit = parse.GetValue(audit)!,
+                    Metrics = parse.GetValue(metrics),
                     TlsCertificateFile = parse.GetValue(tlsCert),
                     TlsKeyFile = parse.GetValue(tlsKey),
                     TlsSelfSigned = parse.GetValue(tlsSelfSigned),

@@ -77,6 +77,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
         var renewal = KeepLeaseAsync(job, leased);
         var steps = job.RotateImmediately ? RotationStep.All : [RotationStep.TestSecret];
         var step = steps[Math.Min(job.StepsDone, steps.Count - 1)];
+        var function = RotationMetrics.Function(null);
         try
         {
             if (await secrets.DropIfAbandonedAsync(job, ct))
@@ -86,8 +87,9 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             }
             var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
                 ?? throw new RotationStepException("The secret no longer exists.");
-            var function = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
-            if (function is null)
+            function = RotationMetrics.Function(secret.RotationLambdaArn);
+            var rotationFunction = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
+            if (rotationFunction is null)
             {
                 throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");
             }
@@ -101,7 +103,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
                     stepTimeout.CancelAfter(options.StepTimeout);
                     try
                     {
-                        await function.InvokeAsync(new RotationEvent(job.SecretArn, job.Token, step, job.RotationToken), client, stepTimeout.Token);
+                        await rotationFunction.InvokeAsync(new RotationEvent(job.SecretArn, job.Token, step, job.RotationToken), client, stepTimeout.Token);
                     }
                     catch (OperationCanceledException) when (stepTimeout.IsCancellationRequested && !leased.IsCancellationRequested)
                     {
@@ -111,6 +113,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
                 options.StepBoundary?.Invoke($"{step}:after");
                 // Audited before the step counts as done: if the record cannot be written the step is retried (steps are idempotent).
                 await AuditStepAsync(job, step, null);
+                RotationMetrics.Steps.Add(1, function, new("step", step), new("result", "success"));
                 job.StepsDone = i + 1;
                 if (!await secrets.RecordStepDoneAsync(job, ct))
                 {
@@ -119,6 +122,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
                 }
             }
             await secrets.FinishRotationAsync(job, ct);
+            RotationMetrics.Attempts.Add(1, function, new("result", "success"));
             logger.LogInformation("Rotation {Token} of {Arn} succeeded", job.Token, job.SecretArn);
         }
         catch (Exception e) when (!ct.IsCancellationRequested)
@@ -130,6 +134,8 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             }
             var retryAfter = TimeSpan.FromTicks(Math.Min(options.RetryMax.Ticks, options.RetryBase.Ticks << Math.Min(job.Attempts, 20)));
             var error = $"{step}: {Describe(e)}";
+            RotationMetrics.Steps.Add(1, function, new("step", step), new("result", "failure"));
+            RotationMetrics.Attempts.Add(1, function, new("result", "failure"));
             try
             {
                 await AuditStepAsync(job, step, e);

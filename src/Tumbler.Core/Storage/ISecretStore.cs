@@ -33,6 +33,9 @@ public interface ISecretStore : IAsyncDisposable
 
     Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct);
 
+    /// <summary>The rotation state of every secret with rotation enabled and not scheduled for deletion (for monitoring).</summary>
+    Task<IReadOnlyList<RotationStatus>> ListRotationStatusAsync(CancellationToken ct);
+
     /// <summary>Secrets whose scheduled rotation is due and that have no rotation in progress, soonest first.</summary>
     Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct);
 
@@ -48,6 +51,8 @@ public interface ISecretStore : IAsyncDisposable
     /// <summary>Runs <paramref name="work"/> in one serializable write transaction and commits it if it returns.</summary>
     Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct);
 }
+
+public sealed record RotationStatus(string Arn, DateTimeOffset CreatedDate, DateTimeOffset? LastRotatedDate, DateTimeOffset? NextRotationStart, bool InProgress);
 
 /// <summary>The operations available inside a write transaction.</summary>
 public interface ISecretWriter

@@ -20,6 +20,8 @@ public sealed record ServerOptions
     public RotationOptions Rotation { get; init; } = new();
     /// <summary>"file" (the hash-chained log in DATA_DIR/audit; requests are refused when it cannot be written) or "none".</summary>
     public string Audit { get; init; } = "file";
+    /// <summary>Serve Prometheus metrics on GET /metrics (unauthenticated; secret ARNs appear as labels), on every listen address.</summary>
+    public bool Metrics { get; init; }
 
     /// <summary>PEM certificate (chain) served on every listen address; needs <see cref="TlsKeyFile"/>.</summary>
     public string? TlsCertificateFile { get; init; }

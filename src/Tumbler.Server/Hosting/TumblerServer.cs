@@ -15,6 +15,8 @@ using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
 using Tumbler.Server.Audit;
 using Tumbler.Server.Auth;
+using Tumbler.Server.Metrics;
+using Prometheus;
 using Tumbler.Rotators;
 using Tumbler.Server.Protocol;
 using Tumbler.Storage.Sqlite;
@@ -140,6 +142,7 @@ public sealed class TumblerServer : IAsyncDisposable
             Services = ["secretsmanager", "iam"],
         });
         services.AddSingleton<SigV4Verifier>();
+        services.AddSingleton<ServerMetrics>();
         services.AddSingleton<ApiEndpoint>();
         services.AddSingleton(new AccessKeyThrottle(options.RateLimit, options.RateBurst));
         services.AddHostedService<DeletionPurger>();
@@ -149,6 +152,10 @@ public sealed class TumblerServer : IAsyncDisposable
         var endpoint = app.Services.GetRequiredService<ApiEndpoint>();
         app.MapPost("/", endpoint.HandleAsync);
         app.MapHealth(store, keyRing, audit);
+        if (options.Metrics)
+        {
+            app.MapMetrics("/metrics", app.Services.GetRequiredService<ServerMetrics>().Registry);
+        }
         app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
             "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true));
         app.Lifetime.ApplicationStopped.Register(() =>

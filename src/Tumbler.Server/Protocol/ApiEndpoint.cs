@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Collections.Frozen;
+using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
@@ -8,6 +9,7 @@ using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
+using Tumbler.Server.Metrics;
 
 namespace Tumbler.Server.Protocol;
 
@@ -16,7 +18,7 @@ namespace Tumbler.Server.Protocol;
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
 public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, AccessKeyThrottle throttle,
-    IAuditLog audit, TimeProvider time, ILogger<ApiEndpoint> logger)
+    IAuditLog audit, ServerMetrics metrics, TimeProvider time, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
@@ -110,6 +112,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     public async Task HandleAsync(HttpContext http)
     {
         http.Response.Headers["x-amzn-RequestId"] = http.TraceIdentifier;
+        var started = Stopwatch.GetTimestamp();
         byte[]? rented = null;
         var facts = new AuditFacts();
         var origin = Origin(http);
@@ -134,6 +137,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             var respond = await operation(this, http, body, new CallContext(caller.Region, caller.Principal, origin), facts);
             await AppendAsync(http, facts, origin, null);
             await respond();
+            metrics.RecordRequest(facts.Operation, AuditOutcome.Success, Stopwatch.GetElapsedTime(started));
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
@@ -147,6 +151,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
                 error = AuditUnavailable();
             }
             await ErrorWriter.WriteAsync(http, error);
+            metrics.RecordRequest(facts.Operation, Outcome(error), Stopwatch.GetElapsedTime(started));
         }
         finally
         {
@@ -186,7 +191,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             Time = time.GetUtcNow(),
             RequestId = http.TraceIdentifier,
             Operation = facts.Operation,
-            Outcome = error is null ? AuditOutcome.Success : IsDenial(error.ErrorCode) ? AuditOutcome.Denied : AuditOutcome.Failed,
+            Outcome = Outcome(error),
             ErrorCode = error?.ErrorCode,
             PrincipalArn = facts.Caller?.Principal.Arn,
             AccessKeyId = facts.Caller?.AccessKeyId,
@@ -199,8 +204,13 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             Detail = facts.Detail,
         }, CancellationToken.None);
 
-    private static bool IsDenial(string code) => code is ErrorCodes.AccessDenied or ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken
-        or ErrorCodes.InvalidSignature or ErrorCodes.IncompleteSignature;
+    private static string Outcome(ServiceException? error) => error switch
+    {
+        null => AuditOutcome.Success,
+        { ErrorCode: ErrorCodes.AccessDenied or ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken
+            or ErrorCodes.InvalidSignature or ErrorCodes.IncompleteSignature } => AuditOutcome.Denied,
+        _ => AuditOutcome.Failed,
+    };
 
     /// <summary>The operation as the audit log names it: known names only, so junk targets cannot write arbitrary text.</summary>
     private static string OperationName(string target)

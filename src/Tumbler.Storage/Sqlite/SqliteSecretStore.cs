@@ -301,6 +301,23 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore
         return await FindRotationAsync(connection, null, secretKey, ct);
     }
 
+    public async Task<IReadOnlyList<RotationStatus>> ListRotationStatusAsync(CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        await using var command = Command(connection, null, """
+            SELECT arn, created, last_rotated, next_rotation_start, EXISTS (SELECT 1 FROM rotations r WHERE r.secret_id = s.id)
+            FROM secrets s WHERE rotation_enabled = 1 AND deletion_date IS NULL
+            """);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        var statuses = new List<RotationStatus>();
+        while (await reader.ReadAsync(ct))
+        {
+            statuses.Add(new RotationStatus(reader.GetString(0), FromMs(reader.GetInt64(1)), reader.IsDBNull(2) ? null : FromMs(reader.GetInt64(2)),
+                reader.IsDBNull(3) ? null : FromMs(reader.GetInt64(3)), reader.GetInt64(4) != 0));
+        }
+        return statuses;
+    }
+
     public async Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);

@@ -11,17 +11,17 @@ namespace Tumbler.IntegrationTests.Rotation;
 [Trait("Category", "Integration")]
 public sealed class RotationProcessTests
 {
-    private const string SingleUserArn = "arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSMariaDBRotationSingleUser";
+    internal const string SingleUserArn = "arn:aws:lambda:us-east-1:123456789012:function:SecretsManagerRDSMariaDBRotationSingleUser";
 
     /// <summary>Short lease, poll and retry so a restarted server resumes within seconds.</summary>
-    private static readonly Dictionary<string, string> FastRotation = new()
+    internal static readonly Dictionary<string, string> FastRotation = new()
     {
         ["TUMBLER_ROTATION_LEASE_SECONDS"] = "2",
         ["TUMBLER_ROTATION_POLL_SECONDS"] = "0.5",
         ["TUMBLER_ROTATION_RETRY_SECONDS"] = "1",
     };
 
-    private static async Task<(string User, string Password)> CreateDatabaseUserAsync()
+    internal static async Task<(string User, string Password)> CreateDatabaseUserAsync()
     {
         await using var _ = await MariaDb.ConnectAsync();
         var user = MariaDb.UniqueName("rot");
@@ -30,7 +30,7 @@ public sealed class RotationProcessTests
         return (user, password);
     }
 
-    private static string SecretJson(string user, string password, int port) => new JsonObject
+    internal static string SecretJson(string user, string password, int port) => new JsonObject
     {
         ["engine"] = "mariadb", ["host"] = MariaDb.Host, ["port"] = port, ["username"] = user, ["password"] = password, ["ssl"] = false,
     }.ToJsonString();
@@ -42,7 +42,7 @@ public sealed class RotationProcessTests
     }
 
     /// <summary>Waits until the rotation finished: no AWSPENDING left and a LastRotatedDate.</summary>
-    private static async Task<JsonElement> WaitForRotationAsync(AwsCli cli, string secretId, TimeSpan timeout)
+    internal static async Task<JsonElement> WaitForRotationAsync(AwsCli cli, string secretId, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
