@@ -62,9 +62,35 @@ internal static class IamCommand
                     body[MemberName(option.Name)] = option.Name == "--policy-document" ? ReadDocument(value) : value;
                 }
             }
-            return await client.CallAsync(TargetPrefix + operation, "iam", JsonSerializer.SerializeToUtf8Bytes(body), ct);
+            var answer = await client.CallAsync(TargetPrefix + operation, "iam", JsonSerializer.SerializeToUtf8Bytes(body), ct);
+            return DecodePolicyDocument(answer);
         }));
         return command;
+    }
+
+    /// <summary>
+    /// The aws CLI prints an IAM answer's PolicyDocument as the JSON object it holds, not as a string
+    /// (botocore decodes it), so scripts can query into it; print it the same way.
+    /// </summary>
+    private static JsonElement DecodePolicyDocument(JsonElement answer)
+    {
+        if (answer.ValueKind != JsonValueKind.Object || !answer.TryGetProperty("PolicyDocument", out var document)
+            || document.ValueKind != JsonValueKind.String)
+        {
+            return answer;
+        }
+        JsonNode? decoded;
+        try
+        {
+            decoded = JsonNode.Parse(document.GetString()!);
+        }
+        catch (JsonException)
+        {
+            return answer;
+        }
+        var shaped = JsonNode.Parse(answer.GetRawText())!.AsObject();
+        shaped["PolicyDocument"] = decoded;
+        return JsonSerializer.SerializeToElement(shaped);
     }
 
     /// <summary>--access-key-id -> AccessKeyId.</summary>

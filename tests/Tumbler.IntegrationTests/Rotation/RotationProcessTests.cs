@@ -84,6 +84,42 @@ public sealed class RotationProcessTests
         Assert.Equal(initial, await PasswordAsync(cli, $"db/{user}", "AWSPREVIOUS"));
         Assert.True(await MariaDb.CanLoginAsync(user, current));
         Assert.False(await MariaDb.CanLoginAsync(user, initial));
+
+        // The audit log holds the four steps, in order, each a success for this secret and its pending version.
+        var steps = await RotationStepRecordsAsync(server.DataDir, described.GetProperty("ARN").GetString()!, 4, TimeSpan.FromSeconds(10));
+        Assert.Equal(["createSecret", "setSecret", "testSecret", "finishSecret"], steps.Select(r => r.GetProperty("rotationStep").GetString()));
+        Assert.All(steps, r =>
+        {
+            Assert.Equal("Success", r.GetProperty("outcome").GetString());
+            Assert.Equal(rotated.GetProperty("VersionId").GetString(), r.GetProperty("versionId").GetString());
+        });
+        var log = await File.ReadAllTextAsync(Path.Combine(server.DataDir, "audit", "audit.log"));
+        Assert.DoesNotContain(initial, log, StringComparison.Ordinal);
+        Assert.DoesNotContain(current, log, StringComparison.Ordinal);
+    }
+
+    /// <summary>The RotationStep records of one secret in DATA_DIR/audit/audit.log, waiting until there are at least <paramref name="count"/>.</summary>
+    private static async Task<List<JsonElement>> RotationStepRecordsAsync(string dataDir, string secretArn, int count, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            var records = new List<JsonElement>();
+            foreach (var line in await File.ReadAllLinesAsync(Path.Combine(dataDir, "audit", "audit.log")))
+            {
+                using var doc = JsonDocument.Parse(line);
+                var r = doc.RootElement;
+                if (r.GetProperty("operation").GetString() == "RotationStep" && r.TryGetProperty("secretArn", out var arn) && arn.GetString() == secretArn)
+                {
+                    records.Add(r.Clone());
+                }
+            }
+            if (records.Count >= count || DateTime.UtcNow > deadline)
+            {
+                return records;
+            }
+            await Task.Delay(100);
+        }
     }
 
     [Theory]

@@ -162,6 +162,22 @@ public sealed class AwsCli
         return new AwsCli(endpoint, env);
     }
 
+    /// <summary>
+    /// A CLI whose only credentials are profile <paramref name="profile"/> of the given shared-credentials
+    /// file (selected with AWS_PROFILE), trusting <paramref name="caBundle"/> for HTTPS when given (AWS_CA_BUNDLE).
+    /// </summary>
+    public static AwsCli WithProfile(string endpoint, string credentialsFile, string profile, string? caBundle = null)
+    {
+        var env = ProcessRunner.BaseEnvironment(null, null);
+        env["AWS_SHARED_CREDENTIALS_FILE"] = credentialsFile;
+        env["AWS_PROFILE"] = profile;
+        if (caBundle is not null)
+        {
+            env["AWS_CA_BUNDLE"] = caBundle;
+        }
+        return new AwsCli(endpoint, env);
+    }
+
     /// <summary>Runs <c>aws --endpoint-url E --output json secretsmanager ARGS</c>.</summary>
     public Task<CliResult> SecretsManager(params string[] args) =>
         ProcessRunner.RunAsync(Executable, ["--endpoint-url", _endpoint, "--output", "json", "secretsmanager", .. args], _environment);
