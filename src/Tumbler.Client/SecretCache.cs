@@ -81,7 +81,16 @@ public sealed class SecretCache : IDisposable
             var now = _clock.GetUtcNow();
             if (refreshNow)
             {
-                var fetched = await FetchAsync(key, cancellationToken);
+                SecretValue fetched;
+                try
+                {
+                    fetched = await FetchAsync(key, cancellationToken);
+                }
+                catch when (state is null)
+                {
+                    Remove(entry); // nothing was cached: leave no empty entry behind
+                    throw;
+                }
                 entry.Succeeded(fetched, _clock.GetUtcNow(), _options.Ttl);
                 return fetched;
             }
