@@ -1,0 +1,101 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Primitives;
+using Tumbler.Client.Configuration;
+using Tumbler.Client.Tests.Support;
+
+namespace Tumbler.Client.Tests;
+
+public sealed class ConfigurationProviderTests : IAsyncLifetime
+{
+    private readonly LiveServer _server = new();
+    private SecretsManagerClient _client = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _server.InitializeAsync();
+        _client = _server.NewClient();
+    }
+
+    public async Task DisposeAsync()
+    {
+        _client.Dispose();
+        await _server.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task Json_members_become_keys_under_the_secret_id_and_other_secrets_one_key()
+    {
+        await _server.CreateAsync("prod/app/db", """{"username":"app","password":"p1","port":3306,"ssl":true,"hosts":["a","b"],"opts":{"x":"y"}}""");
+        await _server.CreateAsync("prod/api-key", "plain-text");
+        using var configuration = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o => { o.SecretIds = ["prod/app/db", "prod/api-key"]; o.Client = _client; })
+            .Build();
+        Assert.Equal("app", configuration["prod:app:db:username"]);
+        Assert.Equal("p1", configuration["prod:app:db:password"]);
+        Assert.Equal("3306", configuration["prod:app:db:port"]);
+        Assert.Equal("true", configuration["prod:app:db:ssl"]);
+        Assert.Equal("b", configuration["prod:app:db:hosts:1"]);
+        Assert.Equal("y", configuration["prod:app:db:opts:x"]);
+        Assert.Equal("plain-text", configuration["prod:api-key"]);
+        Assert.Equal("p1", configuration.GetSection("prod:app:db")["password"]);
+    }
+
+    [Fact]
+    public async Task A_prefix_or_a_mapping_names_the_keys()
+    {
+        await _server.CreateAsync("prod/app/db", """{"username":"app","password":"p1"}""");
+        await _server.CreateAsync("prod/api-key", "k");
+        using var prefixed = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o => { o.SecretIds = ["prod/app/db"]; o.Prefix = "Database"; o.Client = _client; })
+            .AddTumblerSecrets(o => { o.SecretIds = ["prod/api-key"]; o.Prefix = "Api:Key"; o.Client = _client; })
+            .Build();
+        Assert.Equal("p1", prefixed["Database:Password"]);
+        Assert.Equal("k", prefixed["Api:Key"]);
+
+        using var mapped = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o =>
+            {
+                o.SecretIds = ["prod/app/db"];
+                o.Client = _client;
+                o.KeyMapping = (id, member) => member == "password" ? "ConnectionStrings:Password" : null;
+            })
+            .Build();
+        Assert.Equal("p1", mapped["ConnectionStrings:Password"]);
+        Assert.Single(mapped.AsEnumerable(), pair => pair.Value is not null);
+    }
+
+    [Fact]
+    public async Task A_missing_secret_fails_the_build_unless_optional()
+    {
+        Assert.Throws<TumblerApiException>(() => new ConfigurationBuilder()
+            .AddTumblerSecrets(o => { o.SecretIds = ["nope"]; o.Client = _client; }).Build());
+        await _server.CreateAsync("there", "1");
+        using var configuration = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o => { o.SecretIds = ["nope", "there"]; o.Optional = true; o.Client = _client; })
+            .Build();
+        Assert.Equal("1", configuration["there"]);
+        Assert.Null(configuration["nope"]);
+    }
+
+    [Fact]
+    public async Task A_new_current_version_is_loaded_and_fires_the_reload_token()
+    {
+        await _server.CreateAsync("prod/app/db", """{"password":"p1"}""");
+        using var configuration = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o => { o.SecretIds = ["prod/app/db"]; o.Client = _client; o.ReloadInterval = TimeSpan.FromMilliseconds(100); })
+            .Build();
+        Assert.Equal("p1", configuration["prod:app:db:password"]);
+
+        // Polls that find nothing new do not fire the token and cost a DescribeSecret only.
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var subscription = ChangeToken.OnChange(configuration.GetReloadToken, () => fired.TrySetResult());
+        await Task.Delay(500);
+        Assert.False(fired.Task.IsCompleted);
+        Assert.True(_server.Calls["DescribeSecret"] >= 2);
+        Assert.Equal(1, _server.Calls["GetSecretValue"]);
+
+        await _server.PutAsync("prod/app/db", """{"password":"p2"}""");
+        await fired.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal("p2", configuration["prod:app:db:password"]);
+    }
+}
