@@ -86,7 +86,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             }
             var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
                 ?? throw new RotationStepException("The secret no longer exists.");
-            var function = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
+            var function = secret.RotationLambdaArn is { } arn ? await functions.FindAsync(arn, ct) : null;
             if (function is null)
             {
                 throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");
