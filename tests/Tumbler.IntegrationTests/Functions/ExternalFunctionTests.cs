@@ -65,16 +65,21 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
     private static async Task<JsonElement> CallAsync(JsonApiClient client, string operation, object body) =>
         await client.CallAsync("secretsmanager." + operation, "secretsmanager", JsonSerializer.SerializeToUtf8Bytes(body));
 
-    private static async Task<string> ValueAsync(AwsCli cli, string secretId, string stage = "AWSCURRENT") =>
-        (await cli.SecretsManager("get-secret-value", "--secret-id", secretId, "--version-stage", stage)).Ok().Json.GetProperty("SecretString").GetString()!;
+    // Polling and reads go through an in-process signed client: a process per poll would cost more than the rotations.
+    private static async Task<string> ValueAsync(TumblerServer server, string secretId, string stage = "AWSCURRENT")
+    {
+        using var client = RootClient(server);
+        return (await CallAsync(client, "GetSecretValue", new { SecretId = secretId, VersionStage = stage })).GetProperty("SecretString").GetString()!;
+    }
 
     /// <summary>Waits until the rotation finished: no AWSPENDING left and a LastRotatedDate.</summary>
-    private static async Task WaitForRotationAsync(AwsCli cli, string secretId, TimeSpan timeout, Func<string>? diagnostics = null)
+    private static async Task WaitForRotationAsync(TumblerServer server, string secretId, TimeSpan timeout, Func<string>? diagnostics = null)
     {
+        using var client = RootClient(server);
         var deadline = DateTime.UtcNow + timeout;
         while (true)
         {
-            var described = (await cli.SecretsManager("describe-secret", "--secret-id", secretId)).Ok().Json;
+            var described = await CallAsync(client, "DescribeSecret", new { SecretId = secretId });
             var pending = described.GetProperty("VersionIdsToStages").EnumerateObject()
                 .Any(v => v.Value.EnumerateArray().Any(s => s.GetString() == "AWSPENDING"));
             if (!pending && described.TryGetProperty("LastRotatedDate", out _))
@@ -119,11 +124,11 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
 
         (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
-        await WaitForRotationAsync(cli, secretId, TimeSpan.FromSeconds(45), () => server.StandardOutput);
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(45), () => server.StandardOutput);
 
-        var current = JsonNode.Parse(await ValueAsync(cli, secretId))!["api_key"]!.GetValue<string>();
+        var current = JsonNode.Parse(await ValueAsync(server, secretId))!["api_key"]!.GetValue<string>();
         Assert.Equal(32, current.Length);
-        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(cli, secretId, "AWSPREVIOUS"));
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId, "AWSPREVIOUS"));
         Assert.Equal(["createSecret", "setSecret", "testSecret", "finishSecret"], File.ReadAllLines(Path.Combine(probe.Path, "steps.log")));
 
         // What the function saw during testSecret: an ASIA session credential that may not read another
@@ -170,7 +175,7 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         Assert.Contains("exited with code 3", error, StringComparison.Ordinal);
         Assert.Contains("api.example.invalid refused the new key (HTTP 503)", error, StringComparison.Ordinal);
         Assert.Contains("api.example.invalid refused the new key", server.StandardOutput, StringComparison.Ordinal); // the server log too
-        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(cli, secretId)); // garbage on stdout and a failure change nothing
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId)); // garbage on stdout and a failure change nothing
         var again = await cli.SecretsManager("rotate-secret", "--secret-id", secretId);
         Assert.Contains("A previous rotation isn't complete", again.Stderr, StringComparison.Ordinal);
     }
@@ -198,7 +203,7 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
             Assert.True(DateTime.UtcNow < deadline, $"the function's child {pid} still runs after the timeout");
             await Task.Delay(100);
         }
-        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(cli, secretId));
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId));
         (await Tumbler(server, "functions", "delete", "--name", name)).Ok();
     }
 
@@ -218,11 +223,11 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
 
         (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
-        await WaitForRotationAsync(cli, secretId, TimeSpan.FromSeconds(30), () => string.Join("\n", endpoint.Log));
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(30), () => string.Join("\n", endpoint.Log));
 
         Assert.Equal(["createSecret valid", "setSecret valid", "testSecret valid", "finishSecret valid"], endpoint.Log);
-        Assert.NotEqual("""{"api_key":"initial"}""", await ValueAsync(cli, secretId));
-        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(cli, secretId, "AWSPREVIOUS"));
+        Assert.NotEqual("""{"api_key":"initial"}""", await ValueAsync(server, secretId));
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId, "AWSPREVIOUS"));
         var described = (await Tumbler(server, "functions", "describe", "--name", name)).Ok();
         Assert.DoesNotContain(sharedSecret, described.Stdout, StringComparison.Ordinal);
     }
@@ -282,12 +287,11 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         }
 
         await using var restarted = await TumblerServer.StartAsync(options with { Environment = FastRotation });
-        var restartedCli = AwsCli.For(restarted);
-        await WaitForRotationAsync(restartedCli, secretId, TimeSpan.FromSeconds(45), () => restarted.StandardOutput);
+        await WaitForRotationAsync(restarted, secretId, TimeSpan.FromSeconds(45), () => restarted.StandardOutput);
         // createSecret ran once (its pending value survived the crash); setSecret, done but not recorded, ran again.
         Assert.Equal(["createSecret", "setSecret", "setSecret", "testSecret", "finishSecret"], File.ReadAllLines(Path.Combine(probe.Path, "steps.log")));
-        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(restartedCli, secretId, "AWSPREVIOUS"));
-        Assert.Equal(32, JsonNode.Parse(await ValueAsync(restartedCli, secretId))!["api_key"]!.GetValue<string>().Length);
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(restarted, secretId, "AWSPREVIOUS"));
+        Assert.Equal(32, JsonNode.Parse(await ValueAsync(restarted, secretId))!["api_key"]!.GetValue<string>().Length);
     }
 
     /// <summary>
