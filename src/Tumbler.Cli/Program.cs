@@ -4,6 +4,7 @@ using Tumbler.Cli;
 var root = new RootCommand("Tumbler: a self-hosted secrets manager that speaks the AWS Secrets Manager API and rotates database passwords.");
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(IamCommand.Create());
+root.Subcommands.Add(FunctionsCommand.Create());
 root.Subcommands.Add(AuditCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.

@@ -225,6 +225,31 @@ public sealed class KeyRing
         }
     }
 
+    /// <summary>
+    /// Seals any small secret (a function's configuration, for instance) under the default key, bound to
+    /// <paramref name="purpose"/> and <paramref name="id"/>: a blob copied to another row or purpose does not open.
+    /// </summary>
+    public byte[] Seal(string purpose, string id, ReadOnlySpan<byte> plaintext)
+    {
+        var keyId = DefaultKeyId;
+        var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
+        var blob = new byte[1 + keyIdBytes.Length + Envelope.Overhead + plaintext.Length];
+        blob[0] = checked((byte)keyIdBytes.Length);
+        keyIdBytes.CopyTo(blob, 1);
+        Envelope.Seal(_keys[keyId].Material, plaintext, Envelope.AssociatedData("sealed", purpose, id), blob.AsSpan(1 + keyIdBytes.Length));
+        return blob;
+    }
+
+    /// <summary>Opens what <see cref="Seal"/> made; throws <see cref="CryptographicException"/> when it was sealed for another purpose or id.</summary>
+    public byte[] Open(string purpose, string id, byte[] sealedBlob)
+    {
+        if (sealedBlob.Length < 1 + sealedBlob[0] || !_keys.TryGetValue(Encoding.ASCII.GetString(sealedBlob, 1, sealedBlob[0]), out var key))
+        {
+            throw new CryptographicException("The blob is sealed with an unknown key.");
+        }
+        return Envelope.Open(key.Material, sealedBlob.AsSpan(1 + sealedBlob[0]), Envelope.AssociatedData("sealed", purpose, id));
+    }
+
     /// <summary>The key id a version reports in ListSecretVersionIds: AWS says "DefaultEncryptionKey" for the default key.</summary>
     public string DisplayKeyId(string keyId) => keyId == DefaultKeyId ? "DefaultEncryptionKey" : _keys.TryGetValue(keyId, out var k) ? k.Entity.Arn : keyId;
 

@@ -39,6 +39,9 @@ public interface ISecretsManagerClient
 public interface IRotationFunctionRegistry
 {
     IRotationFunction? Find(string lambdaArn);
+
+    /// <summary>Like <see cref="Find"/>, for registries that look functions up in the store (external functions).</summary>
+    ValueTask<IRotationFunction?> FindAsync(string lambdaArn, CancellationToken ct) => ValueTask.FromResult(Find(lambdaArn));
 }
 
 /// <summary>A step failed; the message is shown to operators, so it must never contain a secret value.</summary>

@@ -88,7 +88,7 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
                 ?? throw new RotationStepException("The secret no longer exists.");
             function = RotationMetrics.Function(secret.RotationLambdaArn);
-            var rotationFunction = secret.RotationLambdaArn is { } arn ? functions.Find(arn) : null;
+            var rotationFunction = secret.RotationLambdaArn is { } arn ? await functions.FindAsync(arn, ct) : null;
             if (rotationFunction is null)
             {
                 throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");

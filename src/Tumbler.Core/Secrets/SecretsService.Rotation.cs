@@ -67,7 +67,7 @@ public sealed partial class SecretsService
                     "AWSPENDING staging label. Remove it with UpdateSecretVersionStage to start a new rotation.");
             }
             var lambdaArn = request.RotationLambdaARN ?? secret.RotationLambdaArn ?? throw ServiceException.InvalidRequest(NoRotationFunction);
-            if (functions?.Find(lambdaArn) is null)
+            if (functions is null || await functions.FindAsync(lambdaArn, ct) is null)
             {
                 throw new ServiceException(ErrorCodes.AccessDenied, CannotInvoke);
             }

@@ -13,7 +13,7 @@ public class ServiceException(string errorCode, string message) : Exception(mess
     public bool IsFrameworkError => ErrorCode is ErrorCodes.Validation or ErrorCodes.Serialization
         or ErrorCodes.UnknownOperation or ErrorCodes.Throttling or ErrorCodes.AccessDenied
         || ErrorCode.EndsWith("SignatureException", StringComparison.Ordinal)
-        || ErrorCode is ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken;
+        || ErrorCode is ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken or ErrorCodes.ExpiredToken;
 
     public static ServiceException NotFound(string message) => new(ErrorCodes.ResourceNotFound, message);
     public static ServiceException InvalidParameter(string message) => new(ErrorCodes.InvalidParameter, message);
@@ -41,5 +41,6 @@ public static class ErrorCodes
     public const string InvalidSignature = "InvalidSignatureException";
     public const string IncompleteSignature = "IncompleteSignatureException";
     public const string UnrecognizedClient = "UnrecognizedClientException";
+    public const string ExpiredToken = "ExpiredTokenException";
     public const string MissingAuthenticationToken = "MissingAuthenticationTokenException";
 }

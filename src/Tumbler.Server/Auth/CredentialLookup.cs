@@ -7,8 +7,10 @@ namespace Tumbler.Server.Auth;
 /// The root key pair, then the users' access keys from the store. Resolved keys are cached with the
 /// identity generation they were read at, so any change to users, keys or policies (a disabled or
 /// deleted key included) takes effect on the very next request.
+/// Session credentials (ASIA...) are read from the store on every request, never cached: a revoked one
+/// is refused at once on every node.
 /// </summary>
-public sealed class CredentialLookup(AccessKeyCredential root, IdentityService identities) : ICredentialLookup
+public sealed class CredentialLookup(AccessKeyCredential root, IdentityService identities, SessionCredentialService? sessions = null) : ICredentialLookup
 {
     private const int MaxCachedKeys = 10_000;
     private readonly ConcurrentDictionary<string, (int Generation, AccessKeyCredential? Credential)> _cache = new(StringComparer.Ordinal);
@@ -18,6 +20,12 @@ public sealed class CredentialLookup(AccessKeyCredential root, IdentityService i
         if (accessKeyId == root.AccessKeyId)
         {
             return root;
+        }
+        if (sessions is not null && SessionCredentialService.IsSessionKey(accessKeyId))
+        {
+            return await sessions.ResolveAsync(accessKeyId, ct) is { } session
+                ? new AccessKeyCredential(accessKeyId, session.SecretAccessKey, session.Principal, session.SessionTokenSha256, session.Expiration)
+                : null;
         }
         var generation = identities.Generation;
         if (_cache.TryGetValue(accessKeyId, out var cached) && cached.Generation == generation)

@@ -10,7 +10,9 @@ using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Auth;
 
-public sealed record AccessKeyCredential(string AccessKeyId, string SecretAccessKey, Principal Principal);
+/// <summary>A key the server accepts. Session credentials (ASIA...) also carry the SHA-256 of their session token and an expiry.</summary>
+public sealed record AccessKeyCredential(string AccessKeyId, string SecretAccessKey, Principal Principal,
+    string? SessionTokenSha256 = null, DateTimeOffset? Expiration = null);
 
 public interface ICredentialLookup
 {
@@ -90,9 +92,22 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
         var credential = await credentials.FindAsync(auth.AccessKeyId, ct)
             ?? throw new ServiceException(ErrorCodes.UnrecognizedClient, "The security token included in the request is invalid.");
 
+        // A session credential is only valid with its own session token (X-Amz-Security-Token), and only until it expires.
+        if (credential.SessionTokenSha256 is { } tokenHash
+            && (sessionToken is null || !CryptographicOperations.FixedTimeEquals(
+                Encoding.ASCII.GetBytes(SessionCredentialService.TokenSha256(sessionToken)), Encoding.ASCII.GetBytes(tokenHash))))
+        {
+            throw new ServiceException(ErrorCodes.UnrecognizedClient, "The security token included in the request is invalid.");
+        }
+
         if (!SignatureMatches(auth, amzDate, credential.SecretAccessKey, method, path, queryString, headers, payloadHash))
         {
             throw Invalid(SignatureMismatch);
+        }
+
+        if (credential.Expiration is { } expiration && time.GetUtcNow() >= expiration)
+        {
+            throw new ServiceException(ErrorCodes.ExpiredToken, "The security token included in the request is expired");
         }
 
         return new AuthenticatedCaller(auth.AccessKeyId, auth.Region, credential.Principal, sessionToken, auth.ScopeService);

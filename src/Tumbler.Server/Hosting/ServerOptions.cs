@@ -18,6 +18,8 @@ public sealed record ServerOptions
     public bool AcceptAnyCredentials { get; init; }
     public TimeSpan PurgeInterval { get; init; } = TimeSpan.FromMinutes(1);
     public RotationOptions Rotation { get; init; } = new();
+    /// <summary>Limits of external rotation functions (overall concurrency, Python interpreter, output kept).</summary>
+    public Tumbler.Rotators.External.ExternalFunctionOptions Functions { get; init; } = new();
     /// <summary>"file" (the hash-chained log in DATA_DIR/audit; requests are refused when it cannot be written) or "none".</summary>
     public string Audit { get; init; } = "file";
     /// <summary>Serve Prometheus metrics on GET /metrics (unauthenticated; secret ARNs appear as labels), on every listen address.</summary>

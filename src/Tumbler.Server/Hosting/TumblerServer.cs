@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
 using Tumbler.Core.Crypto;
+using Tumbler.Core.Functions;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
@@ -18,6 +19,7 @@ using Tumbler.Server.Auth;
 using Tumbler.Server.Metrics;
 using Prometheus;
 using Tumbler.Rotators;
+using Tumbler.Rotators.External;
 using Tumbler.Server.Protocol;
 using Tumbler.Storage.Sqlite;
 using Tumbler.Server.Transport;
@@ -86,7 +88,12 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var addresses = app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>()
                 .Features.Get<IServerAddressesFeature>()!.Addresses;
-            return new TumblerServer(app, [.. addresses.Select(a => new Uri(a.Replace("[::]", "localhost", StringComparison.Ordinal)))], root);
+            var served = addresses.Select(a => new Uri(a.Replace("[::]", "localhost", StringComparison.Ordinal))).ToList();
+            // External functions call back on the first listen address (a wildcard address read as loopback).
+            var own = new Uri(addresses.First().Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+            app.Services.GetRequiredService<FunctionRuntime>().SetEndpoint(own,
+                options.TlsSelfSigned ? Path.GetFullPath(Path.Combine(options.DataDirectory, ServerOptions.TlsDirectory, TlsCertificates.CertificateFile)) : null);
+            return new TumblerServer(app, served, root);
         }
         catch
         {
@@ -124,7 +131,16 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(keyRing);
         services.AddSingleton(audit);
         services.AddSingleton(new SecretsOptions { AccountId = options.AccountId });
-        services.AddSingleton<IRotationFunctionRegistry>(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp => (IFunctionStore)store);
+        services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
+            TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));
+        services.AddSingleton<SessionCredentialService>();
+        services.AddSingleton<IRotationCredentialIssuer>(sp => sp.GetRequiredService<SessionCredentialService>());
+        services.AddSingleton(new FunctionRuntime());
+        services.AddSingleton(options.Functions);
+        services.AddSingleton<FunctionConcurrency>();
+        services.AddSingleton<IRotationFunctionRegistry, RotationFunctionRegistry>();
         services.AddSingleton<RotationSignal>();
         services.AddSingleton(options.Rotation);
         services.AddSingleton<AccessControl>();
@@ -133,13 +149,14 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton<IdentityService>();
         services.AddSingleton<RotationEngine>();
         services.AddHostedService<RotationScheduler>();
-        services.AddSingleton<ICredentialLookup>(sp => new CredentialLookup(root, sp.GetRequiredService<IdentityService>()));
+        services.AddSingleton<ICredentialLookup>(sp => new CredentialLookup(root, sp.GetRequiredService<IdentityService>(),
+            sp.GetRequiredService<SessionCredentialService>()));
         services.AddSingleton(new SigV4Options
         {
             Regions = options.Regions.ToHashSet(StringComparer.Ordinal),
             AccountId = options.AccountId,
             AcceptAnyCredentials = options.AcceptAnyCredentials,
-            Services = ["secretsmanager", "iam"],
+            Services = ["secretsmanager", "iam", "lambda"],
         });
         services.AddSingleton<SigV4Verifier>();
         services.AddSingleton<ServerMetrics>();

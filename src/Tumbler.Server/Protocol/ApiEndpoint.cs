@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
+using Tumbler.Core.Functions;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 using Tumbler.Server.Metrics;
@@ -17,8 +18,8 @@ namespace Tumbler.Server.Protocol;
 /// The AWS JSON 1.1 endpoint (spec §1): <c>POST /</c>, operation from <c>X-Amz-Target</c>, SigV4 verified
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
-public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, SigV4Verifier verifier, AccessKeyThrottle throttle,
-    IAuditLog audit, ServerMetrics metrics, TimeProvider time, ILogger<ApiEndpoint> logger)
+public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, FunctionService functions, SigV4Verifier verifier,
+    AccessKeyThrottle throttle, IAuditLog audit, ServerMetrics metrics, TimeProvider time, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
@@ -27,6 +28,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     public const string IamTargetPrefix = "TumblerIAM.";
     private readonly SecretsService _secrets = secrets;
     private readonly IdentityService _identities = identities;
+    private readonly FunctionService _functions = functions;
+    /// <summary>The rotation functions admin operations: same endpoint, requests signed for the "lambda" service.</summary>
+    public const string FunctionsTargetPrefix = "TumblerFunctions.";
 
     /// <summary>Runs an operation and returns the writer of its answer; the answer is sent only once the audit record is written.</summary>
     private delegate Task<Func<Task>> Operation(ApiEndpoint endpoint, HttpContext http, ReadOnlyMemory<byte> body, CallContext call, AuditFacts facts);
@@ -101,6 +105,20 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             async (s, r, c, ct) => { await s.DeleteUserPolicyAsync(r, c, ct); return EmptyResponse.Instance; }),
         ["ListUserPolicies"] = HandleIam(WireJsonContext.Default.UserNameRequest, WireJsonContext.Default.ListUserPoliciesResponse,
             (s, r, c, ct) => s.ListUserPoliciesAsync(r, c, ct)),
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
+    private static readonly FrozenDictionary<string, Operation> FunctionOperations = new Dictionary<string, Operation>
+    {
+        ["CreateFunction"] = HandleFunctions(WireJsonContext.Default.FunctionRequest, WireJsonContext.Default.FunctionConfiguration,
+            (s, r, c, ct) => s.CreateFunctionAsync(r, c, ct)),
+        ["UpdateFunction"] = HandleFunctions(WireJsonContext.Default.FunctionRequest, WireJsonContext.Default.FunctionConfiguration,
+            (s, r, c, ct) => s.UpdateFunctionAsync(r, c, ct)),
+        ["GetFunction"] = HandleFunctions(WireJsonContext.Default.FunctionNameRequest, WireJsonContext.Default.GetFunctionResponse,
+            (s, r, c, ct) => s.GetFunctionAsync(r, c, ct)),
+        ["ListFunctions"] = HandleFunctions(WireJsonContext.Default.EmptyResponse, WireJsonContext.Default.ListFunctionsResponse,
+            (s, r, c, ct) => s.ListFunctionsAsync(c, ct)),
+        ["DeleteFunction"] = HandleFunctions(WireJsonContext.Default.FunctionNameRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DeleteFunctionAsync(r, c, ct); return EmptyResponse.Instance; }),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     /// <summary>Operations of the AWS model that later work brings; until then they answer a clear error.</summary>
@@ -207,7 +225,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private static string Outcome(ServiceException? error) => error switch
     {
         null => AuditOutcome.Success,
-        { ErrorCode: ErrorCodes.AccessDenied or ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken
+        { ErrorCode: ErrorCodes.AccessDenied or ErrorCodes.UnrecognizedClient or ErrorCodes.MissingAuthenticationToken or ErrorCodes.ExpiredToken
             or ErrorCodes.InvalidSignature or ErrorCodes.IncompleteSignature } => AuditOutcome.Denied,
         _ => AuditOutcome.Failed,
     };
@@ -216,8 +234,10 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private static string OperationName(string target)
     {
         var name = target.StartsWith(TargetPrefix, StringComparison.Ordinal) ? target[TargetPrefix.Length..]
-            : target.StartsWith(IamTargetPrefix, StringComparison.Ordinal) ? target[IamTargetPrefix.Length..] : null;
-        return name is not null && (Operations.ContainsKey(name) || IamOperations.ContainsKey(name) || NotYetAvailable.Contains(name)) ? name : "Unknown";
+            : target.StartsWith(IamTargetPrefix, StringComparison.Ordinal) ? target[IamTargetPrefix.Length..]
+            : target.StartsWith(FunctionsTargetPrefix, StringComparison.Ordinal) ? target[FunctionsTargetPrefix.Length..] : null;
+        return name is not null && (Operations.ContainsKey(name) || IamOperations.ContainsKey(name) || FunctionOperations.ContainsKey(name)
+            || NotYetAvailable.Contains(name)) ? name : "Unknown";
     }
 
     /// <summary>The peer as Kestrel saw it (or as a trusted proxy reported it); IPv4-mapped addresses read as IPv4.</summary>
@@ -243,6 +263,16 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             return IamOperations.TryGetValue(target[IamTargetPrefix.Length..], out var iamOperation)
                 ? iamOperation
                 : throw new ServiceException(ErrorCodes.UnknownOperation, "Unknown admin operation.");
+        }
+        if (target.StartsWith(FunctionsTargetPrefix, StringComparison.Ordinal))
+        {
+            if (signedService != "lambda")
+            {
+                throw new ServiceException(ErrorCodes.InvalidSignature, "Credential should be scoped to correct service: 'lambda'.");
+            }
+            return FunctionOperations.TryGetValue(target[FunctionsTargetPrefix.Length..], out var functionOperation)
+                ? functionOperation
+                : throw new ServiceException(ErrorCodes.UnknownOperation, "Unknown functions operation.");
         }
         if (signedService != "secretsmanager")
         {
@@ -320,6 +350,11 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         Func<IdentityService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
         Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._identities, request, call, ct));
+
+    private static Operation HandleFunctions<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
+        Func<FunctionService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
+        where TRequest : new() =>
+        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._functions, request, call, ct));
 
     private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<ApiEndpoint, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)

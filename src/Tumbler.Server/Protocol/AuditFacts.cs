@@ -1,4 +1,5 @@
 using Tumbler.Core.Access;
+using Tumbler.Core.Functions;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 
@@ -39,6 +40,9 @@ internal sealed class AuditFacts
             case BatchGetSecretValueRequest r: Detail = r.SecretIdList is { } ids ? $"{ids.Count} secret ids" : "filters"; break;
             case UserNameRequest r: Detail = Bounded($"user/{r.UserName}", 256); break;
             case AccessKeyRequest r: Detail = Bounded($"user/{r.UserName} key {r.AccessKeyId}", 256); break;
+            // Functions: the name only; never the command's environment values or the shared secret.
+            case FunctionRequest r: Detail = Bounded($"function/{r.FunctionName} kind {(r.Command is not null ? "command" : r.PythonHandler is not null ? "python" : r.Url is not null ? "http" : "unchanged")}", 256); break;
+            case FunctionNameRequest r: Detail = Bounded($"function/{r.FunctionName}", 256); break;
             case UserPolicyRequest r: Detail = Bounded($"user/{r.UserName} policy {r.PolicyName}", 256); break;
             // Answers: the full ARN and the version actually read or written.
             case CreateSecretResponse r: Set(r.ARN, r.VersionId); break;

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tumbler.Core.Access;
+using Tumbler.Core.Functions;
 using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Protocol;
@@ -19,6 +20,11 @@ namespace Tumbler.Server.Protocol;
 [JsonSerializable(typeof(GetResourcePolicyResponse))]
 [JsonSerializable(typeof(ValidateResourcePolicyRequest))]
 [JsonSerializable(typeof(ValidateResourcePolicyResponse))]
+[JsonSerializable(typeof(FunctionRequest))]
+[JsonSerializable(typeof(FunctionNameRequest))]
+[JsonSerializable(typeof(FunctionConfiguration))]
+[JsonSerializable(typeof(GetFunctionResponse))]
+[JsonSerializable(typeof(ListFunctionsResponse))]
 [JsonSerializable(typeof(UserNameRequest))]
 [JsonSerializable(typeof(UserResponse))]
 [JsonSerializable(typeof(ListUsersResponse))]

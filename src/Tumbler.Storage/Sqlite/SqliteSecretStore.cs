@@ -9,9 +9,9 @@ namespace Tumbler.Storage.Sqlite;
 /// FULL (an acknowledged write survives a crash or power loss). Writers are serialized in process and
 /// take SQLite's write lock at BEGIN, so a read-modify-write transaction sees no concurrent change.
 /// </summary>
-public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore
+public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IFunctionStore
 {
-    public const int SchemaVersion = 2;
+    public const int SchemaVersion = 3;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -124,6 +124,39 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore
                     document TEXT NOT NULL,
                     PRIMARY KEY (user_name, policy_name));
                 PRAGMA user_version = 2;
+                """, ct);
+            await transaction.CommitAsync(ct);
+            version = 2;
+        }
+        if (version == 2)
+        {
+            // External rotation functions (secret parts sealed) and the session credentials issued to them.
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                CREATE TABLE functions (
+                    name TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    command TEXT,
+                    python_handler TEXT,
+                    working_dir TEXT,
+                    url TEXT,
+                    timeout_seconds INTEGER NOT NULL,
+                    max_concurrency INTEGER NOT NULL,
+                    env_names TEXT NOT NULL,
+                    sealed_config BLOB,
+                    created INTEGER NOT NULL,
+                    last_modified INTEGER NOT NULL);
+                CREATE TABLE session_credentials (
+                    access_key_id TEXT PRIMARY KEY,
+                    wrapped_secret BLOB NOT NULL,
+                    token_sha256 TEXT NOT NULL,
+                    secret_arn TEXT NOT NULL,
+                    function_name TEXT NOT NULL,
+                    version_id TEXT NOT NULL,
+                    expires INTEGER NOT NULL,
+                    created INTEGER NOT NULL);
+                CREATE INDEX session_credentials_expires ON session_credentials (expires);
+                PRAGMA user_version = 3;
                 """, ct);
             await transaction.CommitAsync(ct);
         }
