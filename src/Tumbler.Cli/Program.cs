@@ -5,5 +5,11 @@ var root = new RootCommand("Tumbler: a self-hosted secrets manager that speaks t
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(IamCommand.Create());
 root.Subcommands.Add(AuditCommand.Create());
+foreach (var command in SecretsCommands.Create())
+{
+    root.Subcommands.Add(command);
+}
+root.Subcommands.Add(ExecCommand.Create());
+root.Subcommands.Add(ConfigureCommand.Create());
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
