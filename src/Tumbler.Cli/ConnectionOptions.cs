@@ -25,7 +25,7 @@ internal sealed class ConnectionOptions
     };
     public Option<string?> CaBundle { get; } = new("--ca-bundle")
     {
-        Description = "PEM file of the certificate authority (or self-signed certificate) to trust for HTTPS (default: AWS_CA_BUNDLE).",
+        Description = "PEM file of the certificate authority (or self-signed certificate) to trust for HTTPS (default: AWS_CA_BUNDLE, else the profile's ca_bundle).",
         Recursive = true,
     };
 
