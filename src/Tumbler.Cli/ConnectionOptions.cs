@@ -14,14 +14,18 @@ internal sealed class ConnectionOptions
 
     public Option<string?> EndpointUrl { get; } = new("--endpoint-url")
     {
-        Description = $"The Tumbler server (default: AWS_ENDPOINT_URL, else {DefaultEndpoint}).",
+        Description = $"The Tumbler server (default: AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, the profile's endpoint_url, else {DefaultEndpoint}).",
         Recursive = true,
     };
     public Option<string?> Region { get; } = new("--region") { Description = "Region to sign for (default: as the aws CLI finds it).", Recursive = true };
-    public Option<string?> Profile { get; } = new("--profile") { Description = "Profile in ~/.aws/credentials to use.", Recursive = true };
+    public Option<string?> Profile { get; } = new("--profile")
+    {
+        Description = "Profile to use: a section of ~/.tumbler/config, else of ~/.aws/credentials (default: TUMBLER_PROFILE, AWS_PROFILE, else default).",
+        Recursive = true,
+    };
     public Option<string?> CaBundle { get; } = new("--ca-bundle")
     {
-        Description = "PEM file of the certificate authority (or self-signed certificate) to trust for HTTPS (default: AWS_CA_BUNDLE).",
+        Description = "PEM file of the certificate authority (or self-signed certificate) to trust for HTTPS (default: AWS_CA_BUNDLE, else the profile's ca_bundle).",
         Recursive = true,
     };
 
@@ -33,17 +37,14 @@ internal sealed class ConnectionOptions
         command.Options.Add(CaBundle);
     }
 
+    /// <summary>
+    /// A client for the resolved endpoint, region, credentials and CA bundle: flags, then the environment,
+    /// then the profile in ~/.tumbler/config, then ~/.aws (see <see cref="ConnectionResolver"/>).
+    /// </summary>
     public JsonApiClient Connect(ParseResult parse)
     {
-        var endpoint = parse.GetValue(EndpointUrl) ?? NullIfEmpty(Environment.GetEnvironmentVariable("AWS_ENDPOINT_URL")) ?? DefaultEndpoint;
-        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
-        {
-            throw new TumblerClientException($"--endpoint-url must be an http:// or https:// URL, got '{endpoint}'.");
-        }
-        var profile = parse.GetValue(Profile);
-        var region = parse.GetValue(Region) ?? AwsProfile.ResolveRegion(profile) ?? "us-east-1";
-        var caBundle = parse.GetValue(CaBundle) ?? NullIfEmpty(Environment.GetEnvironmentVariable("AWS_CA_BUNDLE"));
-        return new JsonApiClient(uri, AwsProfile.ResolveCredentials(profile), region, caBundle);
+        var c = ConnectionResolver.Resolve(parse.GetValue(EndpointUrl), parse.GetValue(Region), parse.GetValue(Profile), parse.GetValue(CaBundle));
+        return new JsonApiClient(c.Endpoint, c.Credentials, c.Region, c.CaBundle);
     }
 
     /// <summary>
@@ -75,12 +76,10 @@ internal sealed class ConnectionOptions
     }
 
     // Printed for a terminal, as the aws CLI prints: '+' and non-ASCII as themselves, not \uXXXX.
-    private static readonly JsonSerializerOptions IndentedJson = new()
+    internal static readonly JsonSerializerOptions IndentedJson = new()
     {
         WriteIndented = true,
         IndentSize = 4,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
-
-    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

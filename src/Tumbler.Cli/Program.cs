@@ -7,5 +7,11 @@ root.Subcommands.Add(IamCommand.Create());
 root.Subcommands.Add(FunctionsCommand.Create());
 root.Subcommands.Add(AuditCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
+foreach (var command in SecretsCommands.Create())
+{
+    root.Subcommands.Add(command);
+}
+root.Subcommands.Add(ExecCommand.Create());
+root.Subcommands.Add(ConfigureCommand.Create());
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

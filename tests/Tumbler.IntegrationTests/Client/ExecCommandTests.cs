@@ -1,0 +1,148 @@
+using System.Diagnostics;
+using System.Text;
+using Tumbler.IntegrationTests.Support;
+
+namespace Tumbler.IntegrationTests.Client;
+
+/// <summary>
+/// <c>tumbler exec</c>: the child's environment (JSON keys as PREFIX_KEY, whole values), its exit code passed
+/// through, values kept out of argv and files, and --watch restarting the child when the secret changes.
+/// </summary>
+[Trait("Category", "Integration")]
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixture<TumblerServerFixture>
+{
+    private const string Sh = "/bin/sh";
+    private readonly TumblerCli _cli = TumblerCli.For(fixture.Server);
+
+    private static string NewPassword() => "pw-" + Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task The_child_sees_json_keys_as_prefixed_variables_and_its_exit_code_is_passed_through()
+    {
+        var db = TumblerCli.Unique("exec") + "/app/db";
+        var token = TumblerCli.Unique("exec") + "/api-token";
+        var password = NewPassword();
+        (await _cli.RunWithInput($"{{\"username\":\"app\",\"password\":\"{password}\",\"db-name\":\"main\",\"port\":5432}}", "create", "--name", db, "--value-file", "-")).Ok();
+        (await _cli.Run("create", "--name", token, "--value", "tok 1")).Ok();
+
+        var run = await _cli.Run("exec", "--secret", db, "--secret", token, "--", Sh, "-c",
+            "echo \"u=$DB_USERNAME p=$DB_PASSWORD n=$DB_DB_NAME port=$DB_PORT t=$API_TOKEN\"; exit 7");
+        Assert.True(run.ExitCode == 7, run.ToString());
+        Assert.Equal($"u=app p={password} n=main port=5432 t=tok 1\n", run.Stdout);
+
+        // --prefix and --env belong to the --secret before them.
+        var named = (await _cli.Run("exec", "--secret", db, "--prefix", "PG_", "--secret", token, "--env", "TOKEN", "--", Sh, "-c",
+            "echo \"$PG_USERNAME $TOKEN ${DB_USERNAME:-unset} ${API_TOKEN:-unset}\"")).Ok();
+        Assert.Equal("app tok 1 unset unset\n", named.Stdout);
+
+        Assert.Equal(0, (await _cli.Run("exec", "--secret", db, "--", Sh, "-c", "exit 0")).ExitCode);
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--secret", db, "--", "true"), $"tumbler: secrets {db} and {db} both give DB_");
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", TumblerCli.Unique("exec-missing"), "--", "true"),
+            "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
+        var missing = await _cli.Run("exec", "--secret", db, "--", "/nonexistent/program");
+        Assert.True(missing.ExitCode == 127, missing.ToString());
+    }
+
+    [Fact]
+    public async Task The_value_is_in_neither_argv_nor_any_file()
+    {
+        var db = TumblerCli.Unique("exec-leak") + "/db";
+        var password = NewPassword();
+        (await _cli.RunWithInput($"{{\"password\":\"{password}\"}}", "create", "--name", db, "--value-file", "-")).Ok();
+
+        // tumbler exec with a HOME and TMPDIR of its own, so every file it might write is under them.
+        using var home = new TempDirectory();
+        using var tmp = new TempDirectory();
+        var cli = _cli.With(e => { e["HOME"] = home.Path; e["TMPDIR"] = tmp.Path; });
+
+        // The child prints tumbler's command line ($PPID), its own, and proves it has the value by its length.
+        var run = (await cli.Run("exec", "--secret", db, "--", Sh, "-c",
+            "tr '\\0' ' ' < /proc/$PPID/cmdline; echo; tr '\\0' ' ' < /proc/$$/cmdline; echo; printf %s \"$DB_PASSWORD\" | wc -c")).Ok();
+        var lines = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 3, run.ToString());
+        Assert.Contains("tumbler.dll exec --secret", lines[0], StringComparison.Ordinal);
+        Assert.DoesNotContain(password, run.Stdout, StringComparison.Ordinal);
+        Assert.Equal(password.Length.ToString(System.Globalization.CultureInfo.InvariantCulture), lines[2].Trim());
+
+        // Nor in any file: tumbler's HOME and TMPDIR, and the server's data directory (database, WAL, audit log).
+        var needle = Encoding.UTF8.GetBytes(password);
+        var options = new EnumerationOptions { RecurseSubdirectories = true, IgnoreInaccessible = true, AttributesToSkip = FileAttributes.ReparsePoint };
+        var files = new[] { home.Path, tmp.Path, fixture.Server.DataDir }.SelectMany(root => Directory.EnumerateFiles(root, "*", options)).ToList();
+        Assert.Contains(files, f => f.EndsWith(".db", StringComparison.Ordinal) || f.Contains("audit", StringComparison.Ordinal));
+        foreach (var file in files)
+        {
+            var content = await File.ReadAllBytesAsync(file);
+            Assert.True(content.AsSpan().IndexOf(needle) < 0, $"the value was written to {file}");
+        }
+    }
+
+    [Fact]
+    public async Task Watch_restarts_the_child_with_the_new_value_and_forwards_sigterm()
+    {
+        var name = TumblerCli.Unique("exec-watch") + "/api-token";
+        (await _cli.Run("create", "--name", name, "--value", "one")).Ok();
+
+        using var exec = _cli.Start("exec", "--watch", "--watch-interval", "300ms", "--secret", name, "--", Sh, "-c", "echo \"v=$API_TOKEN\"; exec sleep 60");
+        var lines = new List<string>();
+        var seen = new SemaphoreSlim(0);
+        var stderr = exec.StandardError.ReadToEndAsync();
+        var pump = Task.Run(async () =>
+        {
+            while (await exec.StandardOutput.ReadLineAsync() is { } line)
+            {
+                lock (lines)
+                {
+                    lines.Add(line);
+                }
+                seen.Release();
+            }
+        });
+        try
+        {
+            await WaitForLine(lines, seen, "v=one", exec);
+            (await _cli.Run("put", name, "--value", "two")).Ok();
+            await WaitForLine(lines, seen, "v=two", exec);
+
+            Assert.Equal(0, TumblerCli.Kill(exec.Id, 15));
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await exec.WaitForExitAsync(cts.Token);
+            // sleep died of the forwarded SIGTERM; its 128+15 is tumbler's exit code.
+            Assert.True(exec.ExitCode == 143, $"exit {exec.ExitCode}\n{await stderr}");
+            Assert.Contains("changed; restarting the command", await stderr, StringComparison.Ordinal);
+            await pump;
+            Assert.Equal(["v=one", "v=two"], lines);
+        }
+        finally
+        {
+            if (!exec.HasExited)
+            {
+                exec.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    private static async Task WaitForLine(List<string> lines, SemaphoreSlim seen, string wanted, Process exec)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while (true)
+        {
+            lock (lines)
+            {
+                if (lines.Contains(wanted))
+                {
+                    return;
+                }
+            }
+            var left = deadline - DateTime.UtcNow;
+            if (left <= TimeSpan.Zero || exec.HasExited)
+            {
+                lock (lines)
+                {
+                    Assert.Fail($"no line '{wanted}' from tumbler exec (exited: {exec.HasExited}); lines so far: {string.Join(" | ", lines)}");
+                }
+            }
+            await seen.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero);
+        }
+    }
+}
