@@ -5,5 +5,7 @@ var root = new RootCommand("Tumbler: a self-hosted secrets manager that speaks t
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(IamCommand.Create());
 root.Subcommands.Add(AuditCommand.Create());
+root.Subcommands.Add(BackupCommand.CreateBackup());
+root.Subcommands.Add(BackupCommand.CreateRestore());
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
