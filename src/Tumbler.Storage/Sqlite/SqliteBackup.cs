@@ -131,7 +131,10 @@ public static partial class SqliteBackup
                 var integrity = Scalar(connection, "PRAGMA integrity_check") as string;
                 if (integrity != "ok")
                 {
-                    throw new BackupException($"{backupPath} is damaged (SQLite integrity_check: {integrity}).");
+                    // One row, or one row of several lines; the operator gets the first problem and a count.
+                    var problems = (integrity ?? "no answer").Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                    var more = problems.Length > 1 ? $" and {problems.Length - 1} more problems" : "";
+                    throw new BackupException($"{backupPath} is damaged (SQLite integrity_check: {problems[0]}{more}).");
                 }
                 check = CheckIsStore(connection, backupPath);
             }
