@@ -166,6 +166,8 @@ public static partial class SqliteBackup
             await using (var copy = Open(temp, SqliteOpenMode.ReadWrite))
             {
                 await SnapshotAsync(source, copy, ct);
+                // A copy of a live store's file would be in WAL mode: leave one file; the server turns WAL on at start.
+                Execute(copy, "PRAGMA journal_mode=DELETE");
                 if (TableExists(copy, FilesTable))
                 {
                     using (var select = copy.CreateCommand())
