@@ -13,7 +13,8 @@ namespace Tumbler.Core.Crypto;
 public sealed class KeyRing
 {
     public const string DefaultAlias = "alias/aws/secretsmanager";
-    private const string RootKeyCheckSetting = "root_key_check";
+    /// <summary>Name of the store setting holding the root key check value.</summary>
+    public const string RootKeyCheckSetting = "root_key_check";
     private const byte BlobFormat = 1;
     private static readonly byte[] RootKeyCheckPlaintext = "tumbler-root-key-check"u8.ToArray();
 
@@ -70,6 +71,20 @@ public sealed class KeyRing
             await ring.CreateKeyAsync(store, rootKey, "Default key that protects my Secrets Manager data", [DefaultAlias], time, ct);
         }
         return ring;
+    }
+
+    /// <summary>True when <paramref name="rootKey"/> is the key a store's root key check value (its <see cref="RootKeyCheckSetting"/>) was sealed with.</summary>
+    public static bool IsRootKeyFor(string rootKeyCheck, byte[] rootKey)
+    {
+        try
+        {
+            Envelope.Open(rootKey, Convert.FromBase64String(rootKeyCheck), Envelope.AssociatedData("root-key-check"));
+            return true;
+        }
+        catch (Exception e) when (e is CryptographicException or FormatException)
+        {
+            return false;
+        }
     }
 
     public async Task<KmsKeyEntity> CreateKeyAsync(ISecretStore store, byte[] rootKey, string description,
