@@ -8,7 +8,7 @@ using Tumbler.Storage.Sqlite;
 namespace Tumbler.Cli;
 
 /// <summary>
-/// <c>tumbler backup</c> and <c>tumbler restore</c> for the embedded SQLite store (see <see cref="SqliteBackup"/>).
+/// <c>tumbler backup</c> and <c>tumbler restore --from</c> for the embedded SQLite store (see <see cref="SqliteBackup"/>).
 /// The backup never holds the root key nor the root credentials: the root key travels separately.
 /// </summary>
 internal static class BackupCommand
@@ -50,29 +50,44 @@ internal static class BackupCommand
         return command;
     }
 
-    public static Command CreateRestore()
+    /// <summary>
+    /// The data-directory half of <c>tumbler restore</c>: <c>tumbler restore --from FILE --data-dir DIR</c> restores
+    /// a backup into a new data directory, while <c>tumbler restore SECRET</c> (SecretsCommands) cancels a secret's
+    /// deletion. One verb, as both are "restore what I name".
+    /// </summary>
+    internal sealed class DataRestore
     {
-        var from = new Option<string>("--from") { Description = "Backup file made by tumbler backup.", HelpName = "FILE", Required = true };
-        var dataDir = new Option<string>("--data-dir")
+        private readonly Option<string?> _from = new("--from") { Description = "Restore this backup file (made by tumbler backup) instead of a secret.", HelpName = "FILE" };
+        private readonly Option<string?> _dataDir = new("--data-dir")
         {
-            Description = "New data directory to restore into: missing or empty (a non-empty one is refused).",
-            Required = true,
+            Description = "With --from: the new data directory to restore into, missing or empty (a non-empty one is refused).",
         };
-        var rootKeyFile = new Option<string>("--root-key-file")
+        private readonly Option<string?> _rootKeyFile = new("--root-key-file")
         {
-            Description = "Root key file (base64, as DATA_DIR/root.key) to check against the backup and copy to DATA_DIR/root.key (mode 0600).",
+            Description = "With --from: root key file (base64, as DATA_DIR/root.key) to check against the backup and copy to DATA_DIR/root.key (mode 0600).",
             HelpName = "FILE",
         };
-        var command = new Command("restore",
-            "Restore a backup into a new data directory. The server then needs the store's root key: DATA_DIR/root.key or TUMBLER_ROOT_KEY.")
-        { from, dataDir, rootKeyFile };
-        command.SetAction(async (parse, ct) =>
+
+        public DataRestore(Command command)
         {
-            var backup = parse.GetValue(from)!;
-            var directory = parse.GetValue(dataDir)!;
-            var keyFile = parse.GetValue(rootKeyFile);
+            command.Options.Add(_from);
+            command.Options.Add(_dataDir);
+            command.Options.Add(_rootKeyFile);
+        }
+
+        public bool Requested(ParseResult parse) => parse.GetValue(_from) is not null;
+
+        public async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+        {
+            var backup = parse.GetValue(_from)!;
+            var directory = parse.GetValue(_dataDir);
+            var keyFile = parse.GetValue(_rootKeyFile);
             try
             {
+                if (directory is null)
+                {
+                    throw new BackupException("--from needs --data-dir: the new data directory to restore into.");
+                }
                 if (Directory.Exists(directory) && Directory.EnumerateFileSystemEntries(directory).Any())
                 {
                     throw new BackupException($"{directory} is not empty; restore only into a new or empty data directory.");
@@ -109,8 +124,7 @@ internal static class BackupCommand
                 await Console.Error.WriteLineAsync($"tumbler: {e.Message}");
                 return 1;
             }
-        });
-        return command;
+        }
     }
 
     private static void WriteRootKey(string path, byte[] key)

@@ -14,6 +14,5 @@ foreach (var command in SecretsCommands.Create())
 root.Subcommands.Add(ExecCommand.Create());
 root.Subcommands.Add(ConfigureCommand.Create());
 root.Subcommands.Add(BackupCommand.CreateBackup());
-root.Subcommands.Add(BackupCommand.CreateRestore());
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -402,10 +402,12 @@ internal static class SecretsCommands
 
     private static Command Restore()
     {
-        var command = new Command("restore", "Cancel a scheduled deletion.");
+        var command = new Command("restore",
+            "Cancel a secret's scheduled deletion (tumbler restore SECRET), or restore a backup into a new data directory (tumbler restore --from FILE --data-dir DIR).");
         var common = new Common(command);
         var id = new SecretId(command);
-        command.SetAction((parse, ct) => ClientRunner.RunAsync(common.Connection, parse, async api =>
+        var data = new BackupCommand.DataRestore(command);
+        command.SetAction((parse, ct) => data.Requested(parse) ? data.RunAsync(parse, ct) : ClientRunner.RunAsync(common.Connection, parse, async api =>
         {
             var answer = await api.CallAsync("RestoreSecret", new JsonObject { ["SecretId"] = id.Get(parse) });
             if (common.Json(parse))

@@ -205,16 +205,10 @@ public sealed class KeyRing
     /// </summary>
     public byte[] SealCredential(string accessKeyId, string secretAccessKey)
     {
-        var keyId = DefaultKeyId;
-        var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
         var plaintext = Encoding.UTF8.GetBytes(secretAccessKey);
         try
         {
-            var blob = new byte[1 + keyIdBytes.Length + Envelope.Overhead + plaintext.Length];
-            blob[0] = checked((byte)keyIdBytes.Length);
-            keyIdBytes.CopyTo(blob, 1);
-            Envelope.Seal(_keys[keyId].Material, plaintext, CredentialAssociatedData(accessKeyId), blob.AsSpan(1 + keyIdBytes.Length));
-            return blob;
+            return Seal("access-key", accessKeyId, plaintext);
         }
         finally
         {
@@ -225,11 +219,7 @@ public sealed class KeyRing
     /// <summary>The secret half of an access key; throws <see cref="CryptographicException"/> when the blob was not sealed for this id.</summary>
     public string OpenCredential(string accessKeyId, byte[] wrapped)
     {
-        if (wrapped.Length < 1 + wrapped[0] || !_keys.TryGetValue(Encoding.ASCII.GetString(wrapped, 1, wrapped[0]), out var key))
-        {
-            throw new CryptographicException("The access key's secret is sealed with an unknown key.");
-        }
-        var plaintext = Envelope.Open(key.Material, wrapped.AsSpan(1 + wrapped[0]), CredentialAssociatedData(accessKeyId));
+        var plaintext = Open("access-key", accessKeyId, wrapped);
         try
         {
             return Encoding.UTF8.GetString(plaintext);
@@ -279,7 +269,6 @@ public sealed class KeyRing
 
     private static byte[] KeyAssociatedData(string keyId) => Envelope.AssociatedData("kms-key", keyId);
     private static byte[] DataKeyAssociatedData(string keyId, string arn, string versionId) => Envelope.AssociatedData("data-key", keyId, arn, versionId);
-    private static byte[] CredentialAssociatedData(string accessKeyId) => Envelope.AssociatedData("access-key", accessKeyId);
     private static byte[] ValueAssociatedData(string arn, string versionId) => Envelope.AssociatedData("secret-value", arn, versionId);
 }
 
