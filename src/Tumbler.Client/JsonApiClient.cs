@@ -15,40 +15,67 @@ public sealed class TumblerApiException(string errorCode, string message, int st
 public sealed class TumblerClientException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// Calls an AWS JSON 1.1 endpoint (Tumbler's Secrets Manager API or its admin API) with SigV4-signed
-/// POSTs. With a CA bundle, the server's certificate must chain to it (the aws CLI's --ca-bundle).
+/// The one signed transport of the client side: SigV4-signed POSTs to an AWS JSON 1.1 endpoint
+/// (Tumbler's Secrets Manager API or its admin APIs). With a CA bundle, the server's certificate must
+/// chain to it (the aws CLI's --ca-bundle). Errors become <see cref="TumblerApiException"/> (the server
+/// said no) or <see cref="TumblerClientException"/> (it could not be asked).
 /// </summary>
 public sealed class JsonApiClient : IDisposable
 {
     private readonly HttpClient _http;
-    private readonly Uri _endpoint;
     private readonly AwsCredentials _credentials;
-    private readonly string _region;
 
-    public JsonApiClient(Uri endpoint, AwsCredentials credentials, string region, string? caBundlePath = null)
+    /// <param name="handler">For tests and custom pipelines; by default a pooled socket handler (trusting <paramref name="caBundlePath"/> when given).</param>
+    public JsonApiClient(Uri endpoint, AwsCredentials credentials, string region, string? caBundlePath = null, HttpMessageHandler? handler = null)
     {
-        _endpoint = endpoint;
-        _credentials = credentials;
-        _region = region;
-        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-        if (caBundlePath is not null)
+        if (!endpoint.IsAbsoluteUri || (endpoint.Scheme != "http" && endpoint.Scheme != "https"))
         {
-            var trusted = new X509Certificate2Collection();
-            trusted.ImportFromPemFile(caBundlePath);
-            handler.SslOptions.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust };
-            handler.SslOptions.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
+            throw new TumblerClientException($"The endpoint must be an http:// or https:// URL, got '{endpoint}'.");
         }
-        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(60) };
+        Endpoint = endpoint;
+        Region = region;
+        _credentials = credentials;
+        var ownsHandler = handler is null;
+        if (handler is null)
+        {
+            var sockets = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+            if (caBundlePath is not null)
+            {
+                var trusted = new X509Certificate2Collection();
+                trusted.ImportFromPemFile(caBundlePath);
+                sockets.SslOptions.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust };
+                sockets.SslOptions.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
+            }
+            handler = sockets;
+        }
+        _http = new HttpClient(handler, disposeHandler: ownsHandler) { Timeout = TimeSpan.FromSeconds(60) };
         _http.DefaultRequestHeaders.UserAgent.ParseAdd($"tumbler-client/{typeof(JsonApiClient).Assembly.GetName().Version?.ToString(3) ?? "0"}");
     }
+
+    public Uri Endpoint { get; }
+    public string Region { get; }
 
     /// <summary>Sends <paramref name="body"/> to <paramref name="target"/> (e.g. "secretsmanager.GetSecretValue") signed for <paramref name="service"/>; returns the JSON answer.</summary>
     public async Task<JsonElement> CallAsync(string target, string service, byte[] body, CancellationToken ct = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, _endpoint) { Content = new ByteArrayContent(body) };
+        var answer = await SendAsync(target, service, body, ct);
+        try
+        {
+            return answer.Length == 0 ? default : JsonDocument.Parse(answer).RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            throw new TumblerApiException("SerializationException", "The server answered something that is not JSON.", 200);
+        }
+    }
+
+    /// <summary>As <see cref="CallAsync"/>, returning the answer's bytes for a typed reader.</summary>
+    public async Task<byte[]> SendAsync(string target, string service, byte[] body, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, Endpoint) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/x-amz-json-1.1");
         request.Headers.TryAddWithoutValidation("X-Amz-Target", target);
-        SigV4Signer.Sign(request, body, _credentials.AccessKeyId, _credentials.SecretAccessKey, _region, DateTimeOffset.UtcNow, service, _credentials.SessionToken);
+        SigV4Signer.Sign(request, body, _credentials.AccessKeyId, _credentials.SecretAccessKey, Region, DateTimeOffset.UtcNow, service, _credentials.SessionToken);
         HttpResponseMessage response;
         try
         {
@@ -56,45 +83,53 @@ public sealed class JsonApiClient : IDisposable
         }
         catch (HttpRequestException e)
         {
-            throw new TumblerClientException($"Could not reach {_endpoint}: {e.InnerException?.Message ?? e.Message}", e);
+            throw new TumblerClientException($"Could not reach {Endpoint}: {e.InnerException?.Message ?? e.Message}", e);
+        }
+        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            var operation = target[(target.IndexOf('.') + 1)..];
+            throw new TumblerClientException($"{Endpoint} did not answer {operation} within {_http.Timeout.TotalSeconds:0} s.", new TimeoutException(e.Message, e));
         }
         using (response)
         {
-            var text = await response.Content.ReadAsStringAsync(ct);
-            JsonElement json;
-            try
-            {
-                json = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
-            }
-            catch (JsonException)
-            {
-                throw new TumblerApiException(((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture),
-                    "The server answered something that is not JSON.", (int)response.StatusCode);
-            }
-            if (response.IsSuccessStatusCode)
-            {
-                return json;
-            }
-            throw new TumblerApiException(ErrorCode(json, response), Message(json), (int)response.StatusCode);
+            var answer = await response.Content.ReadAsByteArrayAsync(ct);
+            return response.IsSuccessStatusCode ? answer : throw Error(answer, (int)response.StatusCode);
         }
     }
 
     public void Dispose() => _http.Dispose();
 
-    private static string ErrorCode(JsonElement json, HttpResponseMessage response)
+    /// <summary>The AWS error as botocore reads it: code from <c>__type</c> (after any '#', before any ':'), message from <c>message</c> or <c>Message</c>.</summary>
+    private static TumblerApiException Error(byte[] body, int status)
     {
-        var code = json.ValueKind == JsonValueKind.Object && json.TryGetProperty("__type", out var type) ? type.GetString() ?? "" : "";
-        code = code[(code.IndexOf('#') + 1)..];
-        return code.Length > 0 ? code.Split(':')[0] : ((int)response.StatusCode).ToString(System.Globalization.CultureInfo.InvariantCulture);
-    }
-
-    private static string Message(JsonElement json)
-    {
-        if (json.ValueKind != JsonValueKind.Object)
+        string code = "", message = "";
+        try
         {
-            return "";
+            using var json = JsonDocument.Parse(body);
+            if (json.RootElement.ValueKind == JsonValueKind.Object)
+            {
+                foreach (var member in json.RootElement.EnumerateObject())
+                {
+                    if (member.Value.ValueKind != JsonValueKind.String)
+                    {
+                        continue;
+                    }
+                    if (member.NameEquals("__type"))
+                    {
+                        code = member.Value.GetString()!;
+                    }
+                    else if (member.Name.Equals("message", StringComparison.OrdinalIgnoreCase))
+                    {
+                        message = member.Value.GetString()!;
+                    }
+                }
+            }
         }
-        return json.TryGetProperty("message", out var lower) ? lower.GetString() ?? ""
-            : json.TryGetProperty("Message", out var upper) ? upper.GetString() ?? "" : "";
+        catch (JsonException)
+        {
+            message = "The server answered something that is not JSON.";
+        }
+        code = code[(code.IndexOf('#') + 1)..].Split(':')[0];
+        return new TumblerApiException(code.Length > 0 ? code : status.ToString(System.Globalization.CultureInfo.InvariantCulture), message, status);
     }
 }
