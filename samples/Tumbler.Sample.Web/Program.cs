@@ -5,7 +5,8 @@ using Tumbler.Client;
 
 // Configuration from the environment: AWS_ENDPOINT_URL (or AWS_ENDPOINT_URL_SECRETS_MANAGER), AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY, AWS_REGION (or a profile) as the aws CLI reads them; SECRET_ID names the database secret;
-// SECRET_CACHE_TTL_SECONDS (default 300) how long a value is used before a DescribeSecret version check.
+// SECRET_CACHE_TTL_SECONDS (default 300) how long a value is used before a DescribeSecret version check;
+// DB_POOLING=false opens a new connection (a new login) for every query, which makes every query meet a rotation.
 var builder = WebApplication.CreateBuilder(args);
 var secretId = Environment.GetEnvironmentVariable("SECRET_ID") is { Length: > 0 } id
     ? id
@@ -16,7 +17,8 @@ var ttl = int.TryParse(Environment.GetEnvironmentVariable("SECRET_CACHE_TTL_SECO
 
 builder.Services.AddSingleton<ISecretsManager>(_ => SecretsManagerClient.FromEnvironment());
 builder.Services.AddSingleton(services => new SecretCache(services.GetRequiredService<ISecretsManager>(), new SecretCacheOptions { Ttl = ttl }));
-builder.Services.AddSingleton(services => new Database(services.GetRequiredService<SecretCache>(), secretId));
+var pooling = !string.Equals(Environment.GetEnvironmentVariable("DB_POOLING"), "false", StringComparison.OrdinalIgnoreCase);
+builder.Services.AddSingleton(services => new Database(services.GetRequiredService<SecretCache>(), secretId, pooling));
 
 var app = builder.Build();
 
@@ -32,6 +34,9 @@ app.MapGet("/now", async (Database database, CancellationToken ct) =>
 
 app.MapGet("/health", () => Results.Text("ok"));
 
+// How many logins the database refused (each one then retried with a newer password).
+app.MapGet("/stats", (Database database) => Results.Ok(new { refusedLogins = database.RefusedLogins }));
+
 app.Run();
 
 /// <summary>
@@ -39,21 +44,33 @@ app.Run();
 /// <see cref="SecretCache.ExecuteWithRefreshOnAuthFailureAsync{T}"/> retries with the newest AWSCURRENT, then with
 /// AWSPENDING (the window between setSecret and finishSecret of a rotation).
 /// </summary>
-internal sealed class Database(SecretCache cache, string secretId)
+internal sealed class Database(SecretCache cache, string secretId, bool pooling)
 {
+    private long _refusedLogins;
+
+    public long RefusedLogins => Interlocked.Read(ref _refusedLogins);
+
     public Task<T> QueryAsync<T>(Func<MySqlConnection, Task<T>> query, CancellationToken ct) =>
         cache.ExecuteWithRefreshOnAuthFailureAsync(secretId, async secret =>
         {
             await using var connection = new MySqlConnection(ConnectionString(secret.SecretString
-                ?? throw new InvalidOperationException($"Secret {secretId} has no SecretString.")));
+                ?? throw new InvalidOperationException($"Secret {secretId} has no SecretString."), pooling));
             await connection.OpenAsync(ct);
             return await query(connection);
         }, IsAuthFailure, ct);
 
-    private static bool IsAuthFailure(Exception e) => e is MySqlException { ErrorCode: MySqlErrorCode.AccessDenied };
+    private bool IsAuthFailure(Exception e)
+    {
+        if (e is MySqlException { ErrorCode: MySqlErrorCode.AccessDenied })
+        {
+            Interlocked.Increment(ref _refusedLogins);
+            return true;
+        }
+        return false;
+    }
 
     /// <summary>The connection string for a secret shaped as the RDS rotation templates keep it.</summary>
-    private static string ConnectionString(string secretJson)
+    private static string ConnectionString(string secretJson, bool pooling)
     {
         using var document = JsonDocument.Parse(secretJson);
         var secret = document.RootElement;
@@ -71,6 +88,7 @@ internal sealed class Database(SecretCache cache, string secretId)
             Database = secret.TryGetProperty("dbname", out var db) ? db.GetString() : "",
             SslMode = ssl ? MySqlSslMode.VerifyFull : MySqlSslMode.Preferred,
             ConnectionTimeout = 5,
+            Pooling = pooling,
         }.ConnectionString;
     }
 }
