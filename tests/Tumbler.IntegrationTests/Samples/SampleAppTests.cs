@@ -6,6 +6,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Tumbler.IntegrationTests.Rotation;
 using Tumbler.IntegrationTests.Support;
+using Xunit.Abstractions;
 
 namespace Tumbler.IntegrationTests.Samples;
 
@@ -14,11 +15,12 @@ namespace Tumbler.IntegrationTests.Samples;
 /// while the aws CLI rotates that user's password several times.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class SampleAppTests
+public sealed class SampleAppTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task The_sample_app_answers_every_request_while_its_database_password_is_rotated_three_times()
     {
+        var total = Stopwatch.StartNew();
         var (user, initial) = await RotationProcessTests.CreateDatabaseUserAsync();
         try
         {
@@ -32,6 +34,7 @@ public sealed class SampleAppTests
             // query after a rotation meets the database's refusal of the cached password.
             await using var pooled = await SampleApp.StartAsync(server, secretId, pooling: true);
             await using var unpooled = await SampleApp.StartAsync(server, secretId, pooling: false);
+            output.WriteLine($"server and apps up after {total.ElapsedMilliseconds} ms");
             using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(15) };
             foreach (var app in new[] { pooled, unpooled })
             {
@@ -73,8 +76,10 @@ public sealed class SampleAppTests
             for (var rotation = 0; rotation < 3; rotation++)
             {
                 await Task.Delay(500); // some traffic on the current password first
+                var clock = Stopwatch.StartNew();
                 var started = (await cli.SecretsManager([.. rotate])).Ok().Json;
                 await WaitUntilCurrentAsync(cli, secretId, started.GetProperty("VersionId").GetString()!, TimeSpan.FromSeconds(30));
+                output.WriteLine($"rotation {rotation + 1}: {clock.ElapsedMilliseconds} ms, {Volatile.Read(ref requests)} requests so far");
                 passwords.Add(await CurrentPasswordAsync(cli, secretId));
                 rotate = ["rotate-secret", "--secret-id", secretId, "--rotate-immediately"];
             }
@@ -90,6 +95,7 @@ public sealed class SampleAppTests
             Assert.True(await MariaDb.CanLoginAsync(user, passwords[^1]));
             // The unpooled app met the refusals and got past them through ExecuteWithRefreshOnAuthFailureAsync.
             var stats = await http.GetFromJsonAsync<JsonElement>(unpooled.Url + "/stats");
+            output.WriteLine($"{requests} requests; unpooled app: {stats}; pooled app: {await http.GetStringAsync(pooled.Url + "/stats")}");
             Assert.True(stats.GetProperty("refusedLogins").GetInt64() >= 3, stats.ToString());
         }
         finally
