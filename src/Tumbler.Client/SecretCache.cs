@@ -131,10 +131,18 @@ public sealed class SecretCache : IDisposable
 
     /// <summary>
     /// Runs <paramref name="action"/> with the secret's current value; when it fails with an exception for which
-    /// <paramref name="isAuthFailure"/> is true (the database refused the password), fetches the newest value at
-    /// once, whatever the TTL, and runs the action once more with it. This is how an application keeps working
-    /// when rotation replaced the password it holds. When the server still has the same version, the first
-    /// failure is rethrown without a second attempt. Concurrent failures on the same version cause one fetch.
+    /// <paramref name="isAuthFailure"/> is true (the database refused the password), tries what rotation may have
+    /// put in the database instead, with at most two more runs of the action:
+    /// <list type="number">
+    /// <item>AWSCURRENT fetched at once, whatever the TTL: when it is a newer version the action runs with it
+    /// (rotation finished after the value was cached);</item>
+    /// <item>when AWSCURRENT is the same version, or the run with the newer one was refused too: the AWSPENDING
+    /// version, fetched now (never cached), if there is one with a value not tried yet. This is the window between
+    /// setSecret and finishSecret of a single-user rotation, when the database already has the pending password
+    /// and AWSCURRENT still names the old one.</item>
+    /// </list>
+    /// When nothing newer is accepted the first failure is rethrown; a failure that is not an authentication
+    /// failure is thrown as it is. Concurrent failures on the same version cause one fetch of AWSCURRENT.
     /// </summary>
     public async Task<T> ExecuteWithRefreshOnAuthFailureAsync<T>(string secretId, Func<SecretValue, Task<T>> action,
         Func<Exception, bool> isAuthFailure, CancellationToken cancellationToken = default)
@@ -149,11 +157,30 @@ public sealed class SecretCache : IDisposable
         catch (Exception e) when (isAuthFailure(e))
         {
             var fresh = await RefreshIfStillAsync(secretId, value.VersionId, cancellationToken);
-            if (fresh.VersionId == value.VersionId)
+            if (fresh.VersionId != value.VersionId)
+            {
+                try
+                {
+                    return await action(fresh);
+                }
+                catch (Exception retry) when (isAuthFailure(retry))
+                {
+                    // Refused too: the database may be on the pending password of a rotation that started since.
+                }
+            }
+            var pending = await GetPendingAsync(secretId, cancellationToken);
+            if (pending is null || pending.VersionId == value.VersionId || pending.VersionId == fresh.VersionId)
             {
                 throw;
             }
-            return await action(fresh);
+            try
+            {
+                return await action(pending);
+            }
+            catch (Exception last) when (isAuthFailure(last))
+            {
+            }
+            throw;
         }
     }
 
@@ -202,6 +229,19 @@ public sealed class SecretCache : IDisposable
         finally
         {
             entry.Gate.Release();
+        }
+    }
+
+    /// <summary>The secret's AWSPENDING version fetched now, or null when it has none (or only the valueless placeholder).</summary>
+    private async Task<SecretValue?> GetPendingAsync(string secretId, CancellationToken ct)
+    {
+        try
+        {
+            return await FetchAsync(new Key(secretId, null, "AWSPENDING"), ct);
+        }
+        catch (TumblerApiException e) when (e.ErrorCode == "ResourceNotFoundException")
+        {
+            return null;
         }
     }
 

@@ -180,6 +180,87 @@ public sealed class SecretCacheTests : IAsyncLifetime
         // Failures that are not authentication failures are not retried.
         await Assert.ThrowsAsync<TimeoutException>(() => cache.ExecuteWithRefreshOnAuthFailureAsync<int>("app/db",
             _ => throw new TimeoutException(), e => e is UnauthorizedAccessException));
-        Assert.Equal(2, _server.Calls["GetSecretValue"]);
+        // The first value, AWSCURRENT refreshed (same version), AWSPENDING (none); the second call used the cache.
+        Assert.Equal(3, _server.Calls["GetSecretValue"]);
+    }
+
+    private async Task<string> PutPendingAsync(string name, string value)
+    {
+        using var admin = _server.NewAdminClient();
+        var put = await admin.PutSecretValueAsync(new PutSecretValueRequest { SecretId = name, SecretString = value, VersionStages = ["AWSPENDING"] });
+        return put.VersionId!;
+    }
+
+    [Fact]
+    public async Task In_the_rotation_window_an_auth_failure_falls_back_to_the_pending_password()
+    {
+        await _server.CreateAsync("app/db", "old-password");
+        using var cache = NewCache(ttl: TimeSpan.FromHours(1));
+        Assert.Equal("old-password", await cache.GetSecretStringAsync("app/db"));
+        // setSecret done, finishSecret not yet: the database has the pending password, AWSCURRENT still the old one.
+        await PutPendingAsync("app/db", "pending-password");
+
+        var attempts = new List<string>();
+        var result = await cache.ExecuteWithRefreshOnAuthFailureAsync("app/db", secret =>
+        {
+            attempts.Add(secret.SecretString!);
+            return secret.SecretString == "pending-password" ? Task.FromResult("connected") : throw new UnauthorizedAccessException("denied");
+        }, e => e is UnauthorizedAccessException);
+
+        Assert.Equal("connected", result);
+        Assert.Equal(["old-password", "pending-password"], attempts); // AWSCURRENT was the same version: not run again
+        Assert.Equal("old-password", await cache.GetSecretStringAsync("app/db")); // the pending value is not cached as current
+        // The cached value, AWSCURRENT refreshed (same version), then AWSPENDING.
+        Assert.Equal(3, _server.Calls["GetSecretValue"]);
+    }
+
+    [Fact]
+    public async Task When_the_newer_current_is_refused_too_the_pending_password_is_tried_last()
+    {
+        await _server.CreateAsync("app/db", "p1");
+        using var cache = NewCache(ttl: TimeSpan.FromHours(1));
+        await cache.GetSecretValueAsync("app/db");
+        await _server.PutAsync("app/db", "p2"); // a rotation finished...
+        await PutPendingAsync("app/db", "p3");  // ...and the next one is in its window
+
+        var attempts = new List<string>();
+        var result = await cache.ExecuteWithRefreshOnAuthFailureAsync("app/db", secret =>
+        {
+            attempts.Add(secret.SecretString!);
+            return secret.SecretString == "p3" ? Task.FromResult(1) : throw new UnauthorizedAccessException(secret.SecretString);
+        }, e => e is UnauthorizedAccessException);
+
+        Assert.Equal(1, result);
+        Assert.Equal(["p1", "p2", "p3"], attempts);
+    }
+
+    [Fact]
+    public async Task Without_a_pending_version_the_original_error_is_rethrown_after_at_most_three_attempts()
+    {
+        await _server.CreateAsync("app/db", "p1");
+        using var cache = NewCache(ttl: TimeSpan.FromHours(1));
+        await cache.GetSecretValueAsync("app/db");
+        await _server.PutAsync("app/db", "p2");
+
+        var attempts = new List<string>();
+        var error = await Assert.ThrowsAsync<UnauthorizedAccessException>(() => cache.ExecuteWithRefreshOnAuthFailureAsync<int>("app/db", secret =>
+        {
+            attempts.Add(secret.SecretString!);
+            throw new UnauthorizedAccessException("denied " + secret.SecretString);
+        }, e => e is UnauthorizedAccessException));
+        Assert.Equal("denied p1", error.Message);
+        Assert.Equal(["p1", "p2"], attempts);
+
+        // A pending version that is refused too: three attempts at most, the first error rethrown.
+        await PutPendingAsync("app/db", "p3");
+        await _server.PutAsync("app/db", "p4");
+        attempts.Clear();
+        error = await Assert.ThrowsAsync<UnauthorizedAccessException>(() => cache.ExecuteWithRefreshOnAuthFailureAsync<int>("app/db", secret =>
+        {
+            attempts.Add(secret.SecretString!);
+            throw new UnauthorizedAccessException("denied " + secret.SecretString);
+        }, e => e is UnauthorizedAccessException));
+        Assert.Equal("denied p2", error.Message);
+        Assert.Equal(["p2", "p4", "p3"], attempts);
     }
 }
