@@ -305,6 +305,80 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         Assert.DoesNotContain(sharedSecret, described.Stdout, StringComparison.Ordinal);
     }
 
+    /// <summary>The lambda handler as a command, first appending "$MARK $AWS_LAMBDA_FUNCTION_TIMEOUT" to env.log.</summary>
+    private const string MarkingCommand = "echo \"$MARK $AWS_LAMBDA_FUNCTION_TIMEOUT\" >> \"$PROBE_DIR/env.log\"; " + PythonCommand;
+
+    [Fact]
+    public async Task An_updated_timeout_and_environment_are_used_by_the_next_rotation()
+    {
+        var server = fixture.Server;
+        var cli = AwsCli.For(server);
+        using var probe = new TempDirectory();
+        var name = Unique("upd");
+        (await Tumbler(server, "functions", "create", "--name", name, "--command", MarkingCommand, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}", "--env", "MARK=first", "--timeout", "30s")).Ok();
+        var secretId = $"api/{name}";
+        (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
+        (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(45), () => server.StandardOutput);
+        var first = await ValueAsync(server, secretId);
+
+        var updated = (await Tumbler(server, "functions", "update", "--name", name, "--env", $"PROBE_DIR={probe.Path}", "--env", "MARK=second",
+            "--timeout", "2m")).Ok().Json;
+        Assert.Equal(120, updated.GetProperty("Timeout").GetInt32());
+        using (var client = RootClient(server))
+        {
+            await CallAsync(client, "RotateSecret", new { SecretId = secretId, ClientRequestToken = Guid.NewGuid().ToString() }); // the stored function again
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(45);
+        while (await ValueAsync(server, secretId, "AWSPREVIOUS") != first)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the second rotation did not finish:\n{server.StandardOutput}");
+            await Task.Delay(200);
+        }
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(10));
+
+        Assert.Equal([.. Enumerable.Repeat("first 30", 4), .. Enumerable.Repeat("second 120", 4)], File.ReadAllLines(Path.Combine(probe.Path, "env.log")));
+    }
+
+    [Fact]
+    public async Task A_function_with_max_concurrency_1_runs_two_rotations_one_step_at_a_time()
+    {
+        var server = fixture.Server;
+        using var probe = new TempDirectory();
+        // Each invocation sleeps, runs the handler, then appends "NAME START END" (seconds) to spans.log.
+        const string timed = "s=$(date +%s.%N); sleep 0.7; " + PythonCommand + "; rc=$?; echo \"$AWS_LAMBDA_FUNCTION_NAME $s $(date +%s.%N)\" >> \"$PROBE_DIR/spans.log\"; exit $rc";
+        var capped = Unique("one");
+        var free = Unique("four");
+        (await Tumbler(server, "functions", "create", "--name", capped, "--command", timed, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}", "--max-concurrency", "1")).Ok();
+        (await Tumbler(server, "functions", "create", "--name", free, "--command", timed, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}")).Ok();
+        using var client = RootClient(server);
+        var secrets = new List<(string Function, string SecretId)>();
+        foreach (var function in new[] { capped, capped, free, free })
+        {
+            var secretId = $"api/{Unique(function)}";
+            await CallAsync(client, "CreateSecret", new { Name = secretId, SecretString = """{"api_key":"initial"}""", ClientRequestToken = Guid.NewGuid().ToString() });
+            secrets.Add((function, secretId));
+        }
+
+        await Task.WhenAll(secrets.Select(s => CallAsync(client, "RotateSecret", new { s.SecretId, RotationLambdaARN = LambdaArn(s.Function), ClientRequestToken = Guid.NewGuid().ToString() })));
+        await Task.WhenAll(secrets.Select(s => WaitForRotationAsync(server, s.SecretId, TimeSpan.FromSeconds(60), () => server.StandardOutput)));
+
+        var spans = File.ReadAllLines(Path.Combine(probe.Path, "spans.log")).Select(line => line.Split(' '))
+            .Select(p => (Function: p[0], Start: double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture), End: double.Parse(p[2], System.Globalization.CultureInfo.InvariantCulture)))
+            .ToList();
+        static bool Overlap(IReadOnlyList<(string Function, double Start, double End)> s) =>
+            s.SelectMany((a, i) => s.Skip(i + 1).Select(b => a.Start < b.End && b.Start < a.End)).Any(x => x);
+        var cappedSpans = spans.Where(s => s.Function == capped).ToList();
+        var freeSpans = spans.Where(s => s.Function == free).ToList();
+        Assert.Equal(8, cappedSpans.Count);
+        Assert.Equal(8, freeSpans.Count);
+        Assert.False(Overlap(cappedSpans), "invocations of the max-concurrency 1 function overlapped:\n" + string.Join("\n", cappedSpans));
+        Assert.True(Overlap(freeSpans), "the uncapped function's two rotations never ran at once, so the cap proves nothing:\n" + string.Join("\n", freeSpans));
+    }
+
     [Fact]
     public async Task Function_admin_calls_need_lambda_permissions_and_an_unknown_function_cannot_be_rotated_with()
     {
