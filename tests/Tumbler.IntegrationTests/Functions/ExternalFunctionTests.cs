@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -208,28 +209,174 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
     }
 
     [Fact]
-    public async Task An_http_function_receives_every_step_signed_with_the_shared_secret_and_rotates_the_secret()
+    public async Task The_same_lambda_handler_rotates_an_api_key_as_a_command_function()
     {
         var server = fixture.Server;
         var cli = AwsCli.For(server);
-        using var dir = new TempDirectory();
-        var sharedSecret = Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
-        var secretFile = Path.Combine(dir.Path, "shared-secret");
-        await File.WriteAllTextAsync(secretFile, sharedSecret + "\n");
-        await using var endpoint = new HttpRotationEndpoint(sharedSecret, server);
-        var name = Unique("http");
-        (await Tumbler(server, "functions", "create", "--name", name, "--url", endpoint.Url, "--shared-secret-file", secretFile, "--timeout", "10s")).Ok();
+        using var probe = new TempDirectory();
+        var name = Unique("cmd");
+        (await Tumbler(server, "functions", "create", "--name", name, "--command", PythonCommand, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}", "--env", "PYTHONDONTWRITEBYTECODE=1", "--timeout", "30s")).Ok();
         var secretId = $"api/{name}";
         (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
 
         (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
-        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(30), () => string.Join("\n", endpoint.Log));
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(45), () => server.StandardOutput);
 
-        Assert.Equal(["createSecret valid", "setSecret valid", "testSecret valid", "finishSecret valid"], endpoint.Log);
-        Assert.NotEqual("""{"api_key":"initial"}""", await ValueAsync(server, secretId));
+        Assert.Equal(["createSecret", "setSecret", "testSecret", "finishSecret"], File.ReadAllLines(Path.Combine(probe.Path, "steps.log")));
+        Assert.Equal(32, JsonNode.Parse(await ValueAsync(server, secretId))!["api_key"]!.GetValue<string>().Length);
         Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId, "AWSPREVIOUS"));
+        var seen = JsonDocument.Parse(File.ReadAllText(Path.Combine(probe.Path, "probe.json"))).RootElement;
+        Assert.StartsWith("ASIA", seen.GetProperty("credentials").GetProperty("AWS_ACCESS_KEY_ID").GetString(), StringComparison.Ordinal);
+        Assert.Equal("command", (await Tumbler(server, "functions", "describe", "--name", name)).Ok().Json
+            .GetProperty("Configuration").GetProperty("Kind").GetString());
+    }
+
+    [Fact]
+    public async Task The_same_lambda_handler_behind_a_python_http_endpoint_checks_the_signature_and_rotates_with_its_own_key()
+    {
+        var server = fixture.Server;
+        var cli = AwsCli.For(server);
+        using var dir = new TempDirectory();
+        using var probe = new TempDirectory();
+        var name = Unique("http");
+        var secretId = $"api/{name}";
+        var secretArn = (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok()
+            .Json.GetProperty("ARN").GetString()!;
+
+        // The endpoint's own credential: a Tumbler user that may rotate this one secret and nothing else.
+        var user = Unique("rotator");
+        (await Tumbler(server, "iam", "create-user", "--user-name", user)).Ok();
+        var key = (await Tumbler(server, "iam", "create-access-key", "--user-name", user)).Ok().Json.GetProperty("AccessKey");
+        (await Tumbler(server, "iam", "put-user-policy", "--user-name", user, "--policy-name", "rotate-one", "--policy-document",
+            JsonSerializer.Serialize(new
+            {
+                Version = "2012-10-17",
+                Statement = new object[]
+                {
+                    new { Effect = "Allow", Action = new[] { "secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue", "secretsmanager:UpdateSecretVersionStage" }, Resource = secretArn },
+                    new { Effect = "Allow", Action = new[] { "secretsmanager:GetRandomPassword" }, Resource = "*" },
+                },
+            }))).Ok();
+
+        var sharedSecret = Convert.ToHexString(RandomNumberGenerator.GetBytes(24));
+        var secretFile = Path.Combine(dir.Path, "shared-secret");
+        await File.WriteAllTextAsync(secretFile, sharedSecret + "\n");
+        var env = ProcessRunner.BaseEnvironment(key.GetProperty("AccessKeyId").GetString(), key.GetProperty("SecretAccessKey").GetString());
+        env["SECRETS_MANAGER_ENDPOINT"] = server.Endpoint;
+        env["AWS_REGION"] = "us-east-1";
+        env["TUMBLER_SHARED_SECRET_FILE"] = secretFile;
+        env["PROBE_DIR"] = probe.Path;
+        env["OTHER_SECRET_ID"] = $"api/{Unique("elsewhere")}";
+        await using var runner = await PythonHttpRunner.StartAsync(env);
+        (await Tumbler(server, "functions", "create", "--name", name, "--url", runner.Url, "--shared-secret-file", secretFile, "--timeout", "10s")).Ok();
+
+        (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(30), () => runner.Stderr);
+
+        Assert.Equal(["createSecret", "setSecret", "testSecret", "finishSecret"], File.ReadAllLines(Path.Combine(probe.Path, "steps.log")));
+        Assert.Equal(32, JsonNode.Parse(await ValueAsync(server, secretId))!["api_key"]!.GetValue<string>().Length);
+        Assert.Equal("""{"api_key":"initial"}""", await ValueAsync(server, secretId, "AWSPREVIOUS"));
+        var seen = JsonDocument.Parse(File.ReadAllText(Path.Combine(probe.Path, "probe.json"))).RootElement;
+        Assert.Equal(key.GetProperty("AccessKeyId").GetString(), seen.GetProperty("credentials").GetProperty("AWS_ACCESS_KEY_ID").GetString());
+        Assert.Equal("AccessDeniedException", seen.GetProperty("other_secret").GetString()); // its policy is the limit, not Tumbler
+        Assert.DoesNotContain("refused a request", runner.Stderr, StringComparison.Ordinal); // every step Tumbler sent was signed correctly
+
+        // The runner does check: the same event unsigned, signed with another secret, or with an old timestamp is refused.
+        var body = JsonSerializer.SerializeToUtf8Bytes(new { SecretId = secretArn, ClientRequestToken = Guid.NewGuid().ToString(), Step = "createSecret" });
+        string Sign(string secret, long unix) =>
+            $"t={unix},v1={Convert.ToHexString(HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), (byte[])[.. Encoding.ASCII.GetBytes(unix + "."), .. body])).ToLowerInvariant()}";
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        using var http = new HttpClient();
+        foreach (var signature in new[] { null, Sign("not-the-shared-secret", now), Sign(sharedSecret, now - 600) })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, runner.Url) { Content = new ByteArrayContent(body) };
+            if (signature is not null)
+            {
+                request.Headers.TryAddWithoutValidation("X-Tumbler-Signature", signature);
+            }
+            using var response = await http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        }
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(probe.Path, "steps.log")).Length); // the handler never ran for them
+
         var described = (await Tumbler(server, "functions", "describe", "--name", name)).Ok();
+        Assert.Equal("http", described.Json.GetProperty("Configuration").GetProperty("Kind").GetString());
         Assert.DoesNotContain(sharedSecret, described.Stdout, StringComparison.Ordinal);
+    }
+
+    /// <summary>The lambda handler as a command, first appending "$MARK $AWS_LAMBDA_FUNCTION_TIMEOUT" to env.log.</summary>
+    private const string MarkingCommand = "echo \"$MARK $AWS_LAMBDA_FUNCTION_TIMEOUT\" >> \"$PROBE_DIR/env.log\"; " + PythonCommand;
+
+    [Fact]
+    public async Task An_updated_timeout_and_environment_are_used_by_the_next_rotation()
+    {
+        var server = fixture.Server;
+        var cli = AwsCli.For(server);
+        using var probe = new TempDirectory();
+        var name = Unique("upd");
+        (await Tumbler(server, "functions", "create", "--name", name, "--command", MarkingCommand, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}", "--env", "MARK=first", "--timeout", "30s")).Ok();
+        var secretId = $"api/{name}";
+        (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
+        (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(45), () => server.StandardOutput);
+        var first = await ValueAsync(server, secretId);
+
+        var updated = (await Tumbler(server, "functions", "update", "--name", name, "--env", $"PROBE_DIR={probe.Path}", "--env", "MARK=second",
+            "--timeout", "2m")).Ok().Json;
+        Assert.Equal(120, updated.GetProperty("Timeout").GetInt32());
+        using (var client = RootClient(server))
+        {
+            await CallAsync(client, "RotateSecret", new { SecretId = secretId, ClientRequestToken = Guid.NewGuid().ToString() }); // the stored function again
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(45);
+        while (await ValueAsync(server, secretId, "AWSPREVIOUS") != first)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the second rotation did not finish:\n{server.StandardOutput}");
+            await Task.Delay(200);
+        }
+        await WaitForRotationAsync(server, secretId, TimeSpan.FromSeconds(10));
+
+        Assert.Equal([.. Enumerable.Repeat("first 30", 4), .. Enumerable.Repeat("second 120", 4)], File.ReadAllLines(Path.Combine(probe.Path, "env.log")));
+    }
+
+    [Fact]
+    public async Task A_function_with_max_concurrency_1_runs_two_rotations_one_step_at_a_time()
+    {
+        var server = fixture.Server;
+        using var probe = new TempDirectory();
+        // Each invocation sleeps, runs the handler, then appends "NAME START END" (seconds) to spans.log.
+        const string timed = "s=$(date +%s.%N); sleep 0.7; " + PythonCommand + "; rc=$?; echo \"$AWS_LAMBDA_FUNCTION_NAME $s $(date +%s.%N)\" >> \"$PROBE_DIR/spans.log\"; exit $rc";
+        var capped = Unique("one");
+        var free = Unique("four");
+        (await Tumbler(server, "functions", "create", "--name", capped, "--command", timed, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}", "--max-concurrency", "1")).Ok();
+        (await Tumbler(server, "functions", "create", "--name", free, "--command", timed, "--working-dir", FunctionsDir,
+            "--env", $"PROBE_DIR={probe.Path}")).Ok();
+        using var client = RootClient(server);
+        var secrets = new List<(string Function, string SecretId)>();
+        foreach (var function in new[] { capped, capped, free, free })
+        {
+            var secretId = $"api/{Unique(function)}";
+            await CallAsync(client, "CreateSecret", new { Name = secretId, SecretString = """{"api_key":"initial"}""", ClientRequestToken = Guid.NewGuid().ToString() });
+            secrets.Add((function, secretId));
+        }
+
+        await Task.WhenAll(secrets.Select(s => CallAsync(client, "RotateSecret", new { s.SecretId, RotationLambdaARN = LambdaArn(s.Function), ClientRequestToken = Guid.NewGuid().ToString() })));
+        await Task.WhenAll(secrets.Select(s => WaitForRotationAsync(server, s.SecretId, TimeSpan.FromSeconds(60), () => server.StandardOutput)));
+
+        var spans = File.ReadAllLines(Path.Combine(probe.Path, "spans.log")).Select(line => line.Split(' '))
+            .Select(p => (Function: p[0], Start: double.Parse(p[1], System.Globalization.CultureInfo.InvariantCulture), End: double.Parse(p[2], System.Globalization.CultureInfo.InvariantCulture)))
+            .ToList();
+        static bool Overlap(IReadOnlyList<(string Function, double Start, double End)> s) =>
+            s.SelectMany((a, i) => s.Skip(i + 1).Select(b => a.Start < b.End && b.Start < a.End)).Any(x => x);
+        var cappedSpans = spans.Where(s => s.Function == capped).ToList();
+        var freeSpans = spans.Where(s => s.Function == free).ToList();
+        Assert.Equal(8, cappedSpans.Count);
+        Assert.Equal(8, freeSpans.Count);
+        Assert.False(Overlap(cappedSpans), "invocations of the max-concurrency 1 function overlapped:\n" + string.Join("\n", cappedSpans));
+        Assert.True(Overlap(freeSpans), "the uncapped function's two rotations never ran at once, so the cap proves nothing:\n" + string.Join("\n", freeSpans));
     }
 
     [Fact]
@@ -295,124 +442,72 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
     }
 
     /// <summary>
-    /// A rotation function behind HTTP, as a team would run one: checks Tumbler's signature (the documented
-    /// format, computed here independently), then rotates with its own credentials (here the root's).
+    /// python/http_runner.py: lambda_function.lambda_handler behind HTTP, checking Tumbler's signature with the
+    /// shared secret and calling back with the credentials of its own environment.
     /// </summary>
-    private sealed class HttpRotationEndpoint : IAsyncDisposable
+    private sealed class PythonHttpRunner : IAsyncDisposable
     {
-        private readonly HttpListener _listener = new();
-        private readonly string _sharedSecret;
-        private readonly JsonApiClient _client;
-        private readonly Task _loop;
+        private readonly Process _process;
+        private readonly StringBuilder _stderr = new();
 
-        public HttpRotationEndpoint(string sharedSecret, TumblerServer server)
+        private PythonHttpRunner(Process process) => _process = process;
+
+        public string Url { get; private set; } = "";
+
+        public string Stderr
         {
-            _sharedSecret = sharedSecret;
-            _client = RootClient(server);
-            Url = $"http://127.0.0.1:{TumblerServer.FreeLoopbackPort()}/rotate/";
-            _listener.Prefixes.Add(Url);
-            _listener.Start();
-            _loop = Task.Run(ServeAsync);
-        }
-
-        public string Url { get; }
-        public List<string> Log { get; } = [];
-
-        private async Task ServeAsync()
-        {
-            while (_listener.IsListening)
+            get
             {
-                HttpListenerContext context;
-                try
+                lock (_stderr)
                 {
-                    context = await _listener.GetContextAsync();
+                    return _stderr.ToString();
                 }
-                catch (Exception e) when (e is HttpListenerException or ObjectDisposedException)
-                {
-                    return;
-                }
-                using var body = new MemoryStream();
-                await context.Request.InputStream.CopyToAsync(body);
-                var bytes = body.ToArray();
-                var valid = Verify(context.Request.Headers["X-Tumbler-Signature"], bytes);
-                var rotationEvent = JsonDocument.Parse(bytes).RootElement;
-                var step = rotationEvent.GetProperty("Step").GetString()!;
-                lock (Log)
-                {
-                    Log.Add($"{step} {(valid ? "valid" : "INVALID")}");
-                }
-                try
-                {
-                    if (!valid)
-                    {
-                        context.Response.StatusCode = 401;
-                    }
-                    else
-                    {
-                        await RotateAsync(step, rotationEvent.GetProperty("SecretId").GetString()!, rotationEvent.GetProperty("ClientRequestToken").GetString()!);
-                        context.Response.StatusCode = 200;
-                    }
-                }
-                catch (TumblerApiException e)
-                {
-                    context.Response.StatusCode = 500;
-                    await context.Response.OutputStream.WriteAsync(Encoding.UTF8.GetBytes(e.Message));
-                }
-                context.Response.Close();
             }
         }
 
-        /// <summary>X-Tumbler-Signature: t=UNIX,v1=hex(HMAC-SHA256(secret, "UNIX." + body)), within five minutes.</summary>
-        private bool Verify(string? header, byte[] body)
+        public static async Task<PythonHttpRunner> StartAsync(IReadOnlyDictionary<string, string> environment)
         {
-            var parts = (header ?? "").Split(',').Select(p => p.Split('=', 2)).Where(p => p.Length == 2).ToDictionary(p => p[0], p => p[1]);
-            if (!parts.TryGetValue("t", out var t) || !parts.TryGetValue("v1", out var v1) || !long.TryParse(t, out var unix)
-                || Math.Abs(DateTimeOffset.UtcNow.ToUnixTimeSeconds() - unix) > 300)
+            var psi = new ProcessStartInfo("/usr/bin/python3")
             {
-                return false;
-            }
-            byte[] signed = [.. Encoding.ASCII.GetBytes(t + "."), .. body];
-            var expected = HMACSHA256.HashData(Encoding.UTF8.GetBytes(_sharedSecret), signed);
-            return CryptographicOperations.FixedTimeEquals(expected, Convert.FromHexString(v1));
-        }
-
-        private async Task RotateAsync(string step, string arn, string token)
-        {
-            switch (step)
+                RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true,
+                UseShellExecute = false, WorkingDirectory = FunctionsDir,
+            };
+            psi.ArgumentList.Add("http_runner.py");
+            psi.Environment.Clear();
+            foreach (var (k, v) in environment)
             {
-                case "createSecret":
-                    try
-                    {
-                        await CallAsync(_client, "GetSecretValue", new { SecretId = arn, VersionId = token, VersionStage = "AWSPENDING" });
-                    }
-                    catch (TumblerApiException e) when (e.ErrorCode == "ResourceNotFoundException")
-                    {
-                        var password = (await CallAsync(_client, "GetRandomPassword", new { PasswordLength = 32, ExcludePunctuation = true }))
-                            .GetProperty("RandomPassword").GetString();
-                        await CallAsync(_client, "PutSecretValue", new
-                        {
-                            SecretId = arn, ClientRequestToken = token, VersionStages = new[] { "AWSPENDING" },
-                            SecretString = new JsonObject { ["api_key"] = password }.ToJsonString(),
-                        });
-                    }
-                    break;
-                case "finishSecret":
-                    var versions = (await CallAsync(_client, "DescribeSecret", new { SecretId = arn })).GetProperty("VersionIdsToStages");
-                    var current = versions.EnumerateObject().First(v => v.Value.EnumerateArray().Any(s => s.GetString() == "AWSCURRENT")).Name;
-                    if (current != token)
-                    {
-                        await CallAsync(_client, "UpdateSecretVersionStage", new { SecretId = arn, VersionStage = "AWSCURRENT", MoveToVersionId = token, RemoveFromVersionId = current });
-                    }
-                    break;
+                psi.Environment[k] = v;
             }
+            var process = Process.Start(psi)!;
+            process.StandardInput.Close();
+            var runner = new PythonHttpRunner(process);
+            process.ErrorDataReceived += (_, e) =>
+            {
+                lock (runner._stderr)
+                {
+                    runner._stderr.AppendLine(e.Data);
+                }
+            };
+            process.BeginErrorReadLine();
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            var first = await process.StandardOutput.ReadLineAsync(cts.Token);
+            if (first is null || !first.StartsWith("listening ", StringComparison.Ordinal))
+            {
+                await runner.DisposeAsync();
+                throw new InvalidOperationException($"http_runner.py did not start: {first}\n{runner.Stderr}");
+            }
+            runner.Url = $"http://127.0.0.1:{first["listening ".Length..]}/rotate";
+            return runner;
         }
 
         public async ValueTask DisposeAsync()
         {
-            _listener.Stop();
-            _listener.Close();
-            await _loop.ConfigureAwait(false);
-            _client.Dispose();
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+            await _process.WaitForExitAsync();
+            _process.Dispose();
         }
     }
 }
