@@ -29,15 +29,12 @@ public interface IRotationCredentialIssuer
 public sealed class SessionCredentialService(IFunctionStore store, KeyRing keys, TimeProvider time) : IRotationCredentialIssuer
 {
     public const string AccessKeyPrefix = "ASIA";
-    private const string IdAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    private const string SecretAlphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+/";
 
     public static bool IsSessionKey(string accessKeyId) => accessKeyId.StartsWith(AccessKeyPrefix, StringComparison.Ordinal);
 
     public async Task<SessionCredential> IssueAsync(string secretArn, string functionName, string versionId, TimeSpan lifetime, CancellationToken ct)
     {
-        var id = AccessKeyPrefix + RandomNumberGenerator.GetString(IdAlphabet, 16);
-        var secret = RandomNumberGenerator.GetString(SecretAlphabet, 40);
+        var (id, secret) = AccessKeys.NewPair(AccessKeyPrefix);
         var token = Convert.ToBase64String(RandomNumberGenerator.GetBytes(96));
         var now = time.GetUtcNow();
         var expiration = now + lifetime;
