@@ -130,6 +130,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     public async Task HandleAsync(HttpContext http)
     {
         http.Response.Headers["x-amzn-RequestId"] = http.TraceIdentifier;
+        using var scope = logger.BeginScope("RequestId {RequestId}", http.TraceIdentifier); // on every line logged for this request
         var started = Stopwatch.GetTimestamp();
         byte[]? rented = null;
         var facts = new AuditFacts();
@@ -177,6 +178,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             {
                 ArrayPool<byte>.Shared.Return(rented, clearArray: true);
             }
+            logger.LogDebug("{Operation} answered {StatusCode} in {ElapsedMs:F1} ms", facts.Operation, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
     }
 
