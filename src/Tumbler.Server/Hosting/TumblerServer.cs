@@ -115,7 +115,9 @@ public sealed class TumblerServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
         builder.ConfigureTransport(transport);
         builder.Logging.ClearProviders();
-        // Scopes carry the request id (ApiEndpoint), the same one as x-amzn-RequestId and the audit record's requestId.
+        // Scopes carry ASP.NET Core's request scope (RequestId = HttpContext.TraceIdentifier, the x-amzn-RequestId header and the
+        // audit record's requestId) on every line logged while a request is served; it exists while the hosting logger is enabled
+        // at Critical, which the "Microsoft" filter below always leaves on.
         if (options.LogFormat == "json")
         {
             builder.Logging.AddJsonConsole(console =>

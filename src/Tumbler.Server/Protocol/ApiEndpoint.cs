@@ -130,7 +130,6 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     public async Task HandleAsync(HttpContext http)
     {
         http.Response.Headers["x-amzn-RequestId"] = http.TraceIdentifier;
-        using var scope = logger.BeginScope("RequestId {RequestId}", http.TraceIdentifier); // on every line logged for this request
         var started = Stopwatch.GetTimestamp();
         byte[]? rented = null;
         var facts = new AuditFacts();
