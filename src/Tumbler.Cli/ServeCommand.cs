@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Tumbler.Core.Rotation;
 using Tumbler.Server.Hosting;
 
 namespace Tumbler.Cli;
@@ -12,8 +11,8 @@ internal static class ServeCommand
         var defaults = new ServerOptions();
         var dataDir = new Option<string>("--data-dir")
         {
-            Description = "Directory holding the store, the root key and the root credentials (created on first start).",
-            DefaultValueFactory = _ => defaults.DataDirectory,
+            Description = $"Directory holding the store, the root key, the root credentials and {ServeSettings.FileName} (created on first start). "
+                + $"Default: ${ServeSettings.DataDirEnvironment}, else {defaults.DataDirectory}.",
         };
         var listen = new Option<string[]>("--listen")
         {
@@ -23,13 +22,11 @@ internal static class ServeCommand
         };
         var region = new Option<string>("--region")
         {
-            Description = "Region served, as in ARNs and request signatures; several separated by commas.",
-            DefaultValueFactory = _ => defaults.Regions[0],
+            Description = $"Region served, as in ARNs and request signatures; several separated by commas. Default {defaults.Regions[0]}.",
         };
         var accountId = new Option<string>("--account-id")
         {
-            Description = "Account id used in ARNs (12 digits).",
-            DefaultValueFactory = _ => defaults.AccountId,
+            Description = $"Account id used in ARNs (12 digits). Default {defaults.AccountId}.",
         };
         var acceptAny = new Option<bool>("--accept-any-credentials")
         {
@@ -37,10 +34,9 @@ internal static class ServeCommand
         };
         var audit = new Option<string>("--audit")
         {
-            Description = "file: record every request in DATA_DIR/audit (hash-chained; requests are refused when it cannot be written). none: record nothing.",
-            DefaultValueFactory = _ => defaults.Audit,
+            Description = "file (default): record every request in DATA_DIR/audit (hash-chained; requests are refused when it cannot be written). none: record nothing.",
+            HelpName = "file|none",
         };
-        audit.AcceptOnlyFromAmong("file", "none");
         var metrics = new Option<bool>("--metrics")
         {
             Description = "Serve Prometheus metrics on GET /metrics (unauthenticated: secret ARNs appear as labels; expose only to your monitoring).",
@@ -78,38 +74,60 @@ internal static class ServeCommand
             Description = "Requests an idle access key may make at once under --rate-limit. Default: the rate rounded up.",
             HelpName = "N",
         };
+        var config = new Option<string>("--config")
+        {
+            Description = $"Configuration file (JSON) with any of the settings below; default DATA_DIR/{ServeSettings.FileName} when it exists. "
+                + "Flags override TUMBLER_* environment variables, which override the file.",
+            HelpName = "FILE",
+        };
+        var printConfig = new Option<bool>("--print-config")
+        {
+            Description = "Print the effective configuration (secrets masked) as JSON, with where each setting came from, and exit.",
+        };
+        var logFormat = new Option<string>("--log-format")
+        {
+            Description = "text (default): one line per entry. json: one JSON object per line. Both UTC, with the request id.",
+            HelpName = "text|json",
+        };
+        var logLevel = new Option<string>("--log-level")
+        {
+            Description = "Least severe level logged: Trace, Debug (one line per request), Information (default), Warning, Error, Critical.",
+            HelpName = "LEVEL",
+        };
         var command = new Command("serve", "Run the Tumbler server.")
         {
-            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
+            dataDir, config, printConfig, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
+            logFormat, logLevel,
+        };
+        var flags = new Dictionary<string, Option>(StringComparer.Ordinal)
+        {
+            ["listen"] = listen, ["region"] = region, ["accountId"] = accountId, ["acceptAnyCredentials"] = acceptAny, ["tlsCert"] = tlsCert,
+            ["tlsKey"] = tlsKey, ["tlsSelfSigned"] = tlsSelfSigned, ["trustedProxy"] = trustedProxy, ["rateLimit"] = rateLimit,
+            ["rateBurst"] = rateBurst, ["metrics"] = metrics, ["audit"] = audit, ["logFormat"] = logFormat, ["logLevel"] = logLevel,
         };
         command.SetAction(async (parse, ct) =>
         {
-            var account = parse.GetValue(accountId)!;
-            if (account.Length != 12 || !account.All(char.IsAsciiDigit))
-            {
-                await Console.Error.WriteLineAsync($"tumbler: --account-id must be 12 digits, got '{account}'.");
-                return 1;
-            }
             ServerOptions options;
+            string? file = null;
+            var merged = new Dictionary<string, ServeSettings.Value>(StringComparer.Ordinal);
+            var (directory, directorySource) = ServeSettings.ResolveDataDir(parse.GetValue(dataDir));
             try
             {
-                options = new ServerOptions
+                // defaults < file < environment < flags
+                file = ServeSettings.ResolveFile(parse.GetValue(config), directory);
+                if (file is not null)
                 {
-                    DataDirectory = parse.GetValue(dataDir)!,
-                    Listen = parse.GetValue(listen) is { Length: > 0 } addresses ? addresses : defaults.Listen,
-                    Regions = parse.GetValue(region)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
-                    AccountId = account,
-                    AcceptAnyCredentials = parse.GetValue(acceptAny),
-                    Audit = parse.GetValue(audit)!,
-                    Metrics = parse.GetValue(metrics),
-                    TlsCertificateFile = parse.GetValue(tlsCert),
-                    TlsKeyFile = parse.GetValue(tlsKey),
-                    TlsSelfSigned = parse.GetValue(tlsSelfSigned),
-                    TrustedProxies = parse.GetValue(trustedProxy) ?? [],
-                    RateLimit = Positive("--rate-limit", parse.GetValue(rateLimit), wholeNumber: false),
-                    RateBurst = (int?)Positive("--rate-burst", parse.GetValue(rateBurst), wholeNumber: true),
-                    Rotation = RotationTuning(),
-                };
+                    Overlay(merged, ServeSettings.ReadFile(file));
+                }
+                Overlay(merged, ServeSettings.ReadEnvironment());
+                foreach (var setting in ServeSettings.All)
+                {
+                    if (flags.TryGetValue(setting.Key, out var option) && parse.GetResult(option) is { Implicit: false } && FlagTexts(parse, option) is { Count: > 0 } texts)
+                    {
+                        merged[setting.Key] = ServeSettings.FromFlag(setting, texts);
+                    }
+                }
+                options = ServeSettings.Build(directory, merged, FaultInjection());
                 options.Validate();
             }
             catch (StartupException e)
@@ -117,55 +135,45 @@ internal static class ServeCommand
                 await Console.Error.WriteLineAsync($"tumbler: {e.Message}");
                 return 1;
             }
+            if (parse.GetValue(printConfig))
+            {
+                Console.WriteLine(ServeSettings.Print(options, directorySource, file, merged));
+                return 0;
+            }
             return await RunAsync(options, ct);
         });
         return command;
     }
 
-    /// <summary>A positive number given as text, or null when the option is absent; throws <see cref="StartupException"/> naming the option.</summary>
-    private static double? Positive(string option, string? text, bool wholeNumber)
+    private static void Overlay(Dictionary<string, ServeSettings.Value> merged, Dictionary<string, ServeSettings.Value> layer)
     {
-        if (text is null)
+        foreach (var (key, value) in layer)
         {
-            return null;
+            merged[key] = value;
         }
-        var style = wholeNumber ? System.Globalization.NumberStyles.None : System.Globalization.NumberStyles.AllowDecimalPoint;
-        return double.TryParse(text.Trim(), style, System.Globalization.CultureInfo.InvariantCulture, out var value)
-            && double.IsFinite(value) && value > 0 && (!wholeNumber || value <= int.MaxValue)
-            ? value
-            : throw new StartupException(wholeNumber
-                ? $"--{option.TrimStart('-')} {text}: give a positive whole number."
-                : $"--{option.TrimStart('-')} {text}: give a positive number of requests per second (such as 50 or 0.5).");
     }
 
-    /// <summary>
-    /// Rotation timings from the environment (seconds): TUMBLER_ROTATION_LEASE_SECONDS,
-    /// TUMBLER_ROTATION_POLL_SECONDS, TUMBLER_ROTATION_RETRY_SECONDS (first retry delay, doubling).
-    /// TUMBLER_FAULT_INJECTION=STEP:before|after kills the process at that point of a rotation: for crash tests only.
-    /// </summary>
-    private static RotationOptions RotationTuning()
+    /// <summary>What was typed for an option: its values (repeatable ones in order), "true"/"false" for a switch.</summary>
+    private static List<string> FlagTexts(ParseResult parse, Option option) => option switch
     {
-        var defaults = new RotationOptions();
-        var faultPoint = Environment.GetEnvironmentVariable("TUMBLER_FAULT_INJECTION");
-        return defaults with
-        {
-            LeaseDuration = Seconds("TUMBLER_ROTATION_LEASE_SECONDS") ?? defaults.LeaseDuration,
-            PollInterval = Seconds("TUMBLER_ROTATION_POLL_SECONDS") ?? defaults.PollInterval,
-            RetryBase = Seconds("TUMBLER_ROTATION_RETRY_SECONDS") ?? defaults.RetryBase,
-            StepBoundary = string.IsNullOrEmpty(faultPoint) ? null : point =>
-            {
-                if (point == faultPoint)
-                {
-                    Console.Error.WriteLine($"TUMBLER_FAULT_INJECTION: killing the process at {point}");
-                    System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no cleanup, as a crash
-                }
-            },
-        };
+        Option<string[]> many => [.. parse.GetValue(many) ?? []],
+        Option<bool> flag => [parse.GetValue(flag) ? "true" : "false"],
+        Option<string> one when parse.GetValue(one) is { } text => [text],
+        _ => [],
+    };
 
-        static TimeSpan? Seconds(string variable) =>
-            double.TryParse(Environment.GetEnvironmentVariable(variable), System.Globalization.CultureInfo.InvariantCulture, out var seconds) && seconds > 0
-                ? TimeSpan.FromSeconds(seconds)
-                : null;
+    /// <summary>TUMBLER_FAULT_INJECTION=STEP:before|after kills the process at that point of a rotation: for crash tests only.</summary>
+    private static Action<string>? FaultInjection()
+    {
+        var faultPoint = Environment.GetEnvironmentVariable("TUMBLER_FAULT_INJECTION");
+        return string.IsNullOrEmpty(faultPoint) ? null : point =>
+        {
+            if (point == faultPoint)
+            {
+                Console.Error.WriteLine($"TUMBLER_FAULT_INJECTION: killing the process at {point}");
+                System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no cleanup, as a crash
+            }
+        };
     }
 
     private static async Task<int> RunAsync(ServerOptions options, CancellationToken ct)
@@ -175,10 +183,12 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync(
                 "WARNING: --accept-any-credentials is INSECURE: any access key with a well-formed signature is accepted as root. Use it only for local development and tests.");
         }
+        // With --log-format json, standard output holds JSON lines only: the startup messages become log entries too.
+        var output = options.LogFormat == "json" ? TextWriter.Synchronized(new JsonLinesWriter(Console.Out)) : Console.Out;
         TumblerServer server;
         try
         {
-            server = await TumblerServer.StartAsync(options, Console.Out, ct);
+            server = await TumblerServer.StartAsync(options, output, ct);
         }
         catch (StartupException e)
         {
@@ -187,10 +197,11 @@ internal static class ServeCommand
         }
         await using (server)
         {
-            Console.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {string.Join(", ", server.Endpoints)} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)})");
+            output.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {string.Join(", ", server.Endpoints)} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)})");
             await server.WaitForShutdownAsync();
         }
-        Console.WriteLine("Tumbler stopped.");
+        output.WriteLine("Tumbler stopped.");
+        output.Flush();
         return 0;
     }
 }

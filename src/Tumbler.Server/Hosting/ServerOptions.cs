@@ -40,6 +40,11 @@ public sealed record ServerOptions
     /// <summary>Bucket size: requests an idle access key may make at once; null: the rate rounded up (at least 1).</summary>
     public int? RateBurst { get; init; }
 
+    /// <summary>"text" (one line per entry) or "json" (one JSON object per line); both UTC and with the request id scope.</summary>
+    public string LogFormat { get; init; } = "text";
+    /// <summary>Least severe level logged (Microsoft.* categories: Warning at least).</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";
     public const string CredentialsFile = "credentials";
@@ -152,6 +157,10 @@ public sealed record ServerOptions
         if (RateBurst is { } burst && burst <= 0)
         {
             throw new StartupException($"--rate-burst {burst.ToString(CultureInfo.InvariantCulture)}: give a positive whole number of requests.");
+        }
+        if (LogFormat is not ("text" or "json"))
+        {
+            throw new StartupException($"--log-format {LogFormat}: give text or json.");
         }
         if (RateBurst is not null && RateLimit is null)
         {

@@ -115,14 +115,30 @@ public sealed class TumblerServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
         builder.ConfigureTransport(transport);
         builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(console =>
+        // Scopes carry ASP.NET Core's request scope (RequestId = HttpContext.TraceIdentifier, the x-amzn-RequestId header and the
+        // audit record's requestId) on every line logged while a request is served; it exists while the hosting logger is enabled
+        // at Critical, which the "Microsoft" filter below always leaves on.
+        if (options.LogFormat == "json")
         {
-            console.SingleLine = true;
-            console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
-            console.UseUtcTimestamp = true;
-        });
-        builder.Logging.SetMinimumLevel(LogLevel.Information);
-        builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
+            builder.Logging.AddJsonConsole(console =>
+            {
+                console.IncludeScopes = true;
+                console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ";
+                console.UseUtcTimestamp = true;
+            });
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(console =>
+            {
+                console.SingleLine = true;
+                console.IncludeScopes = true;
+                console.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
+                console.UseUtcTimestamp = true;
+            });
+        }
+        builder.Logging.SetMinimumLevel(options.LogLevel);
+        builder.Logging.AddFilter("Microsoft", options.LogLevel > LogLevel.Warning ? options.LogLevel : LogLevel.Warning);
 
         var services = builder.Services;
         services.AddSingleton(options);

@@ -177,6 +177,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             {
                 ArrayPool<byte>.Shared.Return(rented, clearArray: true);
             }
+            logger.LogDebug("{Operation} answered {StatusCode} in {ElapsedMs:F1} ms", facts.Operation, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         }
     }
 

@@ -26,6 +26,12 @@ public sealed record TumblerServerOptions
     /// <summary>Host part of --listen; the port is always a free loopback-probed port.</summary>
     public string ListenHost { get; init; } = "127.0.0.1";
 
+    /// <summary>False: no --listen flag (a configuration file or TUMBLER_LISTEN says where, on <see cref="Port"/>).</summary>
+    public bool PassListen { get; init; } = true;
+
+    /// <summary>The port the server is expected on; null = a free one chosen by the harness.</summary>
+    public int? Port { get; init; }
+
     /// <summary>Extra arguments after <c>serve --data-dir D --listen H:P</c>.</summary>
     public IReadOnlyList<string> ExtraArgs { get; init; } = [];
 
@@ -106,8 +112,11 @@ public sealed class TumblerServer : IAsyncDisposable
         psi.ArgumentList.Add("serve");
         psi.ArgumentList.Add("--data-dir");
         psi.ArgumentList.Add(dataDir);
-        psi.ArgumentList.Add("--listen");
-        psi.ArgumentList.Add(options.ListenHost.Contains(':', StringComparison.Ordinal) ? $"[{options.ListenHost}]:{port}" : $"{options.ListenHost}:{port}");
+        if (options.PassListen)
+        {
+            psi.ArgumentList.Add("--listen");
+            psi.ArgumentList.Add(options.ListenHost.Contains(':', StringComparison.Ordinal) ? $"[{options.ListenHost}]:{port}" : $"{options.ListenHost}:{port}");
+        }
         foreach (var arg in options.ExtraArgs)
         {
             psi.ArgumentList.Add(arg);
@@ -192,7 +201,7 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         try
         {
-            return new TumblerServer(options, owned, dataDir, FreeLoopbackPort());
+            return new TumblerServer(options, owned, dataDir, options.Port ?? FreeLoopbackPort());
         }
         catch
         {
