@@ -121,8 +121,8 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             async (s, r, c, ct) => { await s.DeleteFunctionAsync(r, c, ct); return EmptyResponse.Instance; }),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
-    /// <summary>Operations of the AWS model that later work brings; until then they answer a clear error.</summary>
-    private static readonly FrozenSet<string> NotYetAvailable = new[]
+    /// <summary>Operations of the AWS model Tumbler does not offer: each region it serves is its own namespace, so there is nothing to replicate.</summary>
+    private static readonly FrozenSet<string> ReplicationOperations = new[]
     {
         "ReplicateSecretToRegions", "RemoveRegionsFromReplication", "StopReplicationToReplica",
     }.ToFrozenSet(StringComparer.Ordinal);
@@ -238,7 +238,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             : target.StartsWith(IamTargetPrefix, StringComparison.Ordinal) ? target[IamTargetPrefix.Length..]
             : target.StartsWith(FunctionsTargetPrefix, StringComparison.Ordinal) ? target[FunctionsTargetPrefix.Length..] : null;
         return name is not null && (Operations.ContainsKey(name) || IamOperations.ContainsKey(name) || FunctionOperations.ContainsKey(name)
-            || NotYetAvailable.Contains(name)) ? name : "Unknown";
+            || ReplicationOperations.Contains(name)) ? name : "Unknown";
     }
 
     /// <summary>The peer as Kestrel saw it (or as a trusted proxy reported it); IPv4-mapped addresses read as IPv4.</summary>
@@ -289,9 +289,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         {
             return operation;
         }
-        if (NotYetAvailable.Contains(name))
+        if (ReplicationOperations.Contains(name))
         {
-            throw ServiceException.InvalidRequest($"{name} is not available in this version of Tumbler yet.");
+            throw ServiceException.InvalidRequest($"{name}: replication is not supported; each region Tumbler serves is its own namespace.");
         }
         throw new ServiceException(ErrorCodes.UnknownOperation, $"Unknown operation: {(name.Length > 64 ? name[..64] + "..." : name)}.");
     }

@@ -81,7 +81,7 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
-    public async Task Unknown_and_not_yet_available_operations_answer_clear_errors()
+    public async Task Unknown_and_replication_operations_answer_clear_errors()
     {
         var unknown = await ErrorOf(fixture.SendAsync("FlyToTheMoon", "{}"));
         Assert.Equal((HttpStatusCode.BadRequest, "UnknownOperationException"), (unknown.Status, unknown.Type));
