@@ -1,6 +1,6 @@
-using Tumbler.Core.Access;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Tumbler.Core.Access;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Storage;
 

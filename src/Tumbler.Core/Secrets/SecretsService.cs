@@ -1,6 +1,6 @@
-using Tumbler.Core.Access;
 using System.Text;
 using System.Text.RegularExpressions;
+using Tumbler.Core.Access;
 using Tumbler.Core.Crypto;
 using Tumbler.Core.Passwords;
 using Tumbler.Core.Rotation;
@@ -151,15 +151,15 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             nextToken = page.NextToken;
             targets = page.Items.Select(s => (s.Arn, (SecretEntity?)s));
         }
+        // Each secret is a GetSecretValue: one the caller may not read is an error entry, the others are served.
+        var read = Demand.SecretsManager("GetSecretValue");
         foreach (var (id, listedSecret) in targets)
         {
             try
             {
-                var secret = listedSecret ?? await FindActiveAsync(id, context, Demand.SecretsManager("GetSecretValue"), ct);
-                if (listedSecret is not null)
-                {
-                    Authorize(context, Demand.SecretsManager("GetSecretValue"), listedSecret.Arn, listedSecret);
-                }
+                var secret = listedSecret is null
+                    ? await FindActiveAsync(id, context, read, ct)
+                    : Authorized(context, read, id, listedSecret)!;
                 var value = await ReadValueAsync(secret, null, null, ct);
                 values.Add(new SecretValueEntry
                 {
@@ -400,7 +400,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         Authorize(context, Demand.SecretsManager("ListSecrets"), "*", null);
         var secrets = await store.ListSecretsAsync(context.Region, request.IncludePlannedDeletion == true, ct);
         // A list never shows a secret the caller may not describe.
-        var visible = secrets.Where(s => _access.IsAllowed(context, Demand.SecretsManager("DescribeSecret"), s.Arn, s));
+        var describe = Demand.SecretsManager("DescribeSecret");
+        var visible = secrets.Where(s => _access.IsAllowed(context, describe, s.Arn, s));
         var matching = request.Filters is { Count: > 0 } filters ? visible.Where(s => SecretFilter.Matches(filters, Filterable(s))) : visible;
         var page = Paginate(matching, request.SortBy ?? "created-date", request.SortOrder ?? "asc", request.MaxResults ?? 100, request.NextToken);
         return new ListSecretsResponse
