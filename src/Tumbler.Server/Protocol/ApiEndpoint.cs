@@ -121,6 +121,11 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             async (s, r, c, ct) => { await s.DeleteFunctionAsync(r, c, ct); return EmptyResponse.Instance; }),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
+    /// <summary>The admin APIs beside Secrets Manager on the same endpoint: a target prefix, the service its requests must be signed for, its operations.</summary>
+    private sealed record AdminApi(string Prefix, string Service, FrozenDictionary<string, Operation> Operations);
+
+    private static readonly AdminApi[] AdminApis = [new(IamTargetPrefix, "iam", IamOperations), new(FunctionsTargetPrefix, "lambda", FunctionOperations)];
+
     /// <summary>Operations of the AWS model Tumbler does not offer: each region it serves is its own namespace, so there is nothing to replicate.</summary>
     private static readonly FrozenSet<string> ReplicationOperations = new[]
     {
@@ -234,11 +239,20 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     /// <summary>The operation as the audit log names it: known names only, so junk targets cannot write arbitrary text.</summary>
     private static string OperationName(string target)
     {
-        var name = target.StartsWith(TargetPrefix, StringComparison.Ordinal) ? target[TargetPrefix.Length..]
-            : target.StartsWith(IamTargetPrefix, StringComparison.Ordinal) ? target[IamTargetPrefix.Length..]
-            : target.StartsWith(FunctionsTargetPrefix, StringComparison.Ordinal) ? target[FunctionsTargetPrefix.Length..] : null;
-        return name is not null && (Operations.ContainsKey(name) || IamOperations.ContainsKey(name) || FunctionOperations.ContainsKey(name)
-            || ReplicationOperations.Contains(name)) ? name : "Unknown";
+        if (target.StartsWith(TargetPrefix, StringComparison.Ordinal))
+        {
+            var name = target[TargetPrefix.Length..];
+            return Operations.ContainsKey(name) || ReplicationOperations.Contains(name) ? name : "Unknown";
+        }
+        foreach (var api in AdminApis)
+        {
+            if (target.StartsWith(api.Prefix, StringComparison.Ordinal))
+            {
+                var name = target[api.Prefix.Length..];
+                return api.Operations.ContainsKey(name) ? name : "Unknown";
+            }
+        }
+        return "Unknown";
     }
 
     /// <summary>The peer as Kestrel saw it (or as a trusted proxy reported it); IPv4-mapped addresses read as IPv4.</summary>
@@ -255,25 +269,18 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
 
     private static Operation ResolveOperation(string target, string signedService)
     {
-        if (target.StartsWith(IamTargetPrefix, StringComparison.Ordinal))
+        foreach (var api in AdminApis)
         {
-            if (signedService != "iam")
+            if (target.StartsWith(api.Prefix, StringComparison.Ordinal))
             {
-                throw new ServiceException(ErrorCodes.InvalidSignature, "Credential should be scoped to correct service: 'iam'.");
+                if (signedService != api.Service)
+                {
+                    throw new ServiceException(ErrorCodes.InvalidSignature, $"Credential should be scoped to correct service: '{api.Service}'.");
+                }
+                return api.Operations.TryGetValue(target[api.Prefix.Length..], out var adminOperation)
+                    ? adminOperation
+                    : throw new ServiceException(ErrorCodes.UnknownOperation, $"Unknown {api.Service} admin operation.");
             }
-            return IamOperations.TryGetValue(target[IamTargetPrefix.Length..], out var iamOperation)
-                ? iamOperation
-                : throw new ServiceException(ErrorCodes.UnknownOperation, "Unknown admin operation.");
-        }
-        if (target.StartsWith(FunctionsTargetPrefix, StringComparison.Ordinal))
-        {
-            if (signedService != "lambda")
-            {
-                throw new ServiceException(ErrorCodes.InvalidSignature, "Credential should be scoped to correct service: 'lambda'.");
-            }
-            return FunctionOperations.TryGetValue(target[FunctionsTargetPrefix.Length..], out var functionOperation)
-                ? functionOperation
-                : throw new ServiceException(ErrorCodes.UnknownOperation, "Unknown functions operation.");
         }
         if (signedService != "secretsmanager")
         {
