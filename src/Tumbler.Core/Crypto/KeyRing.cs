@@ -131,7 +131,8 @@ public sealed class KeyRing
         var key = _keys[keyId];
         if (!key.Entity.Enabled)
         {
-            throw new ServiceException(ErrorCodes.EncryptionFailure, $"The KMS key {keyId} is disabled.");
+            throw new ServiceException(ErrorCodes.EncryptionFailure,
+                $"Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state. (KMS key {key.Entity.Arn} is {StateOf(key.Entity)}.)");
         }
         var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
         var plaintext = value.ToBytes();
@@ -170,7 +171,8 @@ public sealed class KeyRing
             }
             if (!key.Entity.Enabled)
             {
-                throw new ServiceException(ErrorCodes.DecryptionFailure, $"The KMS key {keyId} is disabled.");
+                throw new ServiceException(ErrorCodes.DecryptionFailure,
+                    $"Secrets Manager can't decrypt the protected secret text using the provided KMS key. (KMS key {key.Entity.Arn} is {StateOf(key.Entity)}.)");
             }
             var wrappedStart = 2 + blob[1];
             var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
@@ -257,6 +259,44 @@ public sealed class KeyRing
 
     /// <summary>The key id a version reports in ListSecretVersionIds: AWS says "DefaultEncryptionKey" for the default key.</summary>
     public string DisplayKeyId(string keyId) => keyId == DefaultKeyId ? "DefaultEncryptionKey" : _keys.TryGetValue(keyId, out var k) ? k.Entity.Arn : keyId;
+
+    /// <summary>Enabled, Disabled or PendingDeletion, as KMS names a key's state.</summary>
+    public static string StateOf(KmsKeyEntity key) => key.DeletionDate is not null ? "PendingDeletion" : key.Enabled ? "Enabled" : "Disabled";
+
+    /// <summary>The keys this ring holds (their state as of the last change made on this node).</summary>
+    public IReadOnlyList<KmsKeyEntity> Keys => [.. _keys.Values.Select(k => k.Entity with { Aliases = [.. _aliases.Where(a => a.Value == k.Entity.KeyId).Select(a => a.Key).Order(StringComparer.Ordinal)] }).OrderBy(e => e.CreatedDate)];
+
+    /// <summary>Resolves a key id, key ARN, alias name or alias ARN; null when it names no key.</summary>
+    public string? TryResolveKeyId(string? reference)
+    {
+        if (string.IsNullOrEmpty(reference))
+        {
+            return null;
+        }
+        var local = reference.StartsWith(_arnPrefix, StringComparison.Ordinal) ? reference[_arnPrefix.Length..] : reference;
+        if (local.StartsWith("key/", StringComparison.Ordinal))
+        {
+            local = local[4..];
+        }
+        return _keys.ContainsKey(local) ? local : _aliases.TryGetValue(local, out var keyId) ? keyId : null;
+    }
+
+    public KmsKeyEntity? Find(string keyId) => _keys.TryGetValue(keyId, out var key) ? Keys.First(k => k.KeyId == keyId) : null;
+
+    public string AliasArn(string alias) => _arnPrefix + alias;
+
+    /// <summary>
+    /// Changes a key's state in memory after the store recorded it: takes effect for this node's next
+    /// Encrypt/Decrypt. Other nodes sharing the store learn it when they restart.
+    /// </summary>
+    public void SetState(string keyId, bool enabled, DateTimeOffset? deletionDate)
+    {
+        var key = _keys[keyId];
+        _keys[keyId] = key with { Entity = key.Entity with { Enabled = enabled, DeletionDate = deletionDate } };
+    }
+
+    /// <summary>Records an alias in memory after the store recorded it.</summary>
+    public void AddAlias(string alias, string keyId) => _aliases[alias] = keyId;
 
     private void Add(KmsKeyEntity entity, byte[] material)
     {

@@ -30,6 +30,12 @@ public interface ISecretStore : IAsyncDisposable
 
     Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
     Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct);
+    /// <summary>Sets a key's enabled flag and scheduled deletion date; false when there is no such key.</summary>
+    Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct);
+    /// <summary>Points a new alias at a key; false when the alias exists already.</summary>
+    Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct);
+    /// <summary>How many secret versions (of any secret, any region, deleted or not) are encrypted under the key.</summary>
+    Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct);
 
     Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct);
 

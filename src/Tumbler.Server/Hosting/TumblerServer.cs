@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
 using Tumbler.Core.Crypto;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Functions;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
@@ -76,7 +77,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
-            var app = Build(options, transport, store, keyRing, root, audit);
+            var app = Build(options, transport, store, keyRing, rootKey, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -110,7 +111,8 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, AccessKeyCredential root, IAuditLog audit)
+    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, byte[] rootKey,
+        AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
         builder.ConfigureTransport(transport);
@@ -135,6 +137,8 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(sp => (IFunctionStore)store);
         services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
             TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));
+        services.AddSingleton(sp => new KeyService(store, keyRing, rootKey, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
+            sp.GetRequiredService<SecretsOptions>()));
         services.AddSingleton<SessionCredentialService>();
         services.AddSingleton<IRotationCredentialIssuer>(sp => sp.GetRequiredService<SessionCredentialService>());
         services.AddSingleton(new FunctionRuntime());
@@ -156,7 +160,7 @@ public sealed class TumblerServer : IAsyncDisposable
             Regions = options.Regions.ToHashSet(StringComparer.Ordinal),
             AccountId = options.AccountId,
             AcceptAnyCredentials = options.AcceptAnyCredentials,
-            Services = ["secretsmanager", "iam", "lambda"],
+            Services = ["secretsmanager", "iam", "lambda", "kms"],
         });
         services.AddSingleton<SigV4Verifier>();
         services.AddSingleton<ServerMetrics>();

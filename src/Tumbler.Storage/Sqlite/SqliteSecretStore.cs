@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IFunctionStore
 {
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -159,6 +159,20 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
                 PRAGMA user_version = 3;
                 """, ct);
             await transaction.CommitAsync(ct);
+            version = 3;
+        }
+        if (version == 3)
+        {
+            // KMS-like key administration: scheduled deletion; wrapped_next holds a key's material wrapped under
+            // the next root key while a root key rotation is under way (see RootKeyRotation).
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                ALTER TABLE kms_keys ADD COLUMN deletion_date INTEGER;
+                ALTER TABLE kms_keys ADD COLUMN wrapped_next BLOB;
+                CREATE INDEX versions_key ON versions (key_id);
+                PRAGMA user_version = 4;
+                """, ct);
+            await transaction.CommitAsync(ct);
         }
     }
 
@@ -275,14 +289,15 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             }
         }
         var keys = new List<KmsKeyEntity>();
-        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped FROM kms_keys ORDER BY created"))
+        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped, deletion_date FROM kms_keys ORDER BY created"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
                 var keyId = reader.GetString(0);
                 keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3) != 0,
-                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)]));
+                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
+                    reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6))));
             }
         }
         return keys;
@@ -303,6 +318,31 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             }
             return true;
         }, ct);
+
+    public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "UPDATE kms_keys SET enabled = $enabled, deletion_date = $deletion WHERE key_id = $id",
+                ("$enabled", enabled ? 1 : 0), ("$deletion", deletionDate?.ToUnixTimeMilliseconds()), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id) ON CONFLICT (alias) DO NOTHING", ("$alias", alias), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public async Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return Convert.ToInt64(await Scalar(connection, null, "SELECT COUNT(*) FROM versions WHERE key_id = $id", ct, ("$id", keyId)));
+    }
 
     public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
     {
