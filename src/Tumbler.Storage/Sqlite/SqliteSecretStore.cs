@@ -303,10 +303,15 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
         return keys;
     }
 
-    public Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct) =>
+    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
+            var current = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", RootKeyCheckSetting)) as string;
+            if (current != rootKeyCheck)
+            {
+                throw new InvalidOperationException("The store's root key was rotated since this server started; restart it with the new root key to create keys.");
+            }
             await Execute(sqlite.Connection, sqlite.Transaction,
                 "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES ($id, $arn, $description, $enabled, $created, $wrapped)",
                 ct, ("$id", key.KeyId), ("$arn", key.Arn), ("$description", key.Description), ("$enabled", key.Enabled ? 1 : 0),
@@ -316,6 +321,51 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
                 await Execute(sqlite.Connection, sqlite.Transaction, "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id)",
                     ct, ("$alias", alias), ("$id", key.KeyId));
             }
+            return true;
+        }, ct);
+
+    private const string RootKeyCheckSetting = "root_key_check";
+    private const string NextRootKeyCheckSetting = "root_key_check_next";
+
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            foreach (var (keyId, wrapped) in wrappedNext)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = $wrapped WHERE key_id = $id", ct,
+                    ("$wrapped", wrapped), ("$id", keyId));
+            }
+            await Execute(sqlite.Connection, sqlite.Transaction,
+                "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
+                ("$name", NextRootKeyCheckSetting), ("$value", nextRootKeyCheck));
+            return true;
+        }, ct);
+
+    public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var prepared = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting)) as string;
+            if (prepared != nextRootKeyCheck)
+            {
+                return false;
+            }
+            // wrapped is NOT NULL: a key created after the preparation (no next wrapping) fails the whole switch.
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped = wrapped_next, wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE settings SET value = $value WHERE name = $name", ct,
+                ("$name", RootKeyCheckSetting), ("$value", nextRootKeyCheck));
+            await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
+            return true;
+        }, ct);
+
+    public Task AbandonRootKeyRotationAsync(CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
             return true;
         }, ct);
 
