@@ -35,7 +35,7 @@ internal static class KeysCommand
         command.Subcommands.Add(Call(connection, "create-alias", "Name a key with an alias (alias/NAME) usable as KmsKeyId.", "CreateAlias",
             new Option<string>("--alias-name") { Description = "alias/NAME (not alias/aws/...).", Required = true },
             new Option<string>("--target-key-id") { Description = "The key: id, ARN, alias or alias ARN.", Required = true }));
-        // rotate-root: see RotateRootCommand
+        command.Subcommands.Add(RotateRootCommand.Create());
         return command;
     }
 
