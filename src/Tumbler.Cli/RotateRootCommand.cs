@@ -34,7 +34,7 @@ internal static class RotateRootCommand
         };
         var currentKeyFile = new Option<string?>("--root-key-file")
         {
-            Description = $"File holding the current root key (default: {RootKeyFile.EnvironmentVariable}, else DATA_DIR/{ServerOptions.RootKeyFile}).",
+            Description = $"File holding the current root key (default: {RootKeyFile.EnvironmentVariable}, else derived from {RootKeyFile.PassphraseVariable}, else DATA_DIR/{ServerOptions.RootKeyFile}).",
             HelpName = "FILE",
         };
         var command = new Command("rotate-root",
@@ -67,12 +67,16 @@ internal static class RotateRootCommand
         var newKey = RootKeyFile.Read(newKeyPath);
         var dataDirKeyPath = Path.Combine(directory, ServerOptions.RootKeyFile);
         var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
-        var (currentKey, source) = currentKeyPath is not null ? (RootKeyFile.Read(currentKeyPath), currentKeyPath)
-            : !string.IsNullOrWhiteSpace(fromEnvironment) ? (RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable), RootKeyFile.EnvironmentVariable)
-            : (RootKeyFile.Read(dataDirKeyPath), dataDirKeyPath);
+        var passphrase = Environment.GetEnvironmentVariable(RootKeyFile.PassphraseVariable);
 
         await using var store = new SqliteSecretStore(database);
         await store.InitializeAsync(ct);
+        var salt = await store.GetSettingAsync(RootKeyFile.SaltSetting, ct);
+        var (currentKey, source) = currentKeyPath is not null ? (RootKeyFile.Read(currentKeyPath), currentKeyPath)
+            : !string.IsNullOrWhiteSpace(fromEnvironment) ? (RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable), RootKeyFile.EnvironmentVariable)
+            : !string.IsNullOrEmpty(passphrase) && salt is not null
+                ? (RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt)), RootKeyFile.PassphraseVariable)
+            : (RootKeyFile.Read(dataDirKeyPath), dataDirKeyPath);
         var check = await store.GetSettingAsync(KeyRing.RootKeyCheckSetting, ct)
             ?? throw new InvalidOperationException("The store has no root key check value: start the server on it once first.");
         if (KeyRing.IsRootKeyFor(check, newKey))

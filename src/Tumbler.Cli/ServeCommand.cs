@@ -78,9 +78,15 @@ internal static class ServeCommand
             Description = "Requests an idle access key may make at once under --rate-limit. Default: the rate rounded up.",
             HelpName = "N",
         };
+        var passphraseFile = new Option<string?>("--root-key-passphrase-file")
+        {
+            Description = "Derive the root key from the passphrase in this file (PBKDF2-HMAC-SHA256, 600,000 iterations, salt kept in the store) "
+                + "instead of DATA_DIR/root.key; TUMBLER_ROOT_KEY_PASSPHRASE likewise. Only for a store created this way.",
+            HelpName = "FILE",
+        };
         var command = new Command("serve", "Run the Tumbler server.")
         {
-            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
+            dataDir, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics, passphraseFile,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -109,6 +115,7 @@ internal static class ServeCommand
                     RateLimit = Positive("--rate-limit", parse.GetValue(rateLimit), wholeNumber: false),
                     RateBurst = (int?)Positive("--rate-burst", parse.GetValue(rateBurst), wholeNumber: true),
                     Rotation = RotationTuning(),
+                    RootKeyPassphraseFile = parse.GetValue(passphraseFile),
                 };
                 options.Validate();
             }

@@ -40,6 +40,9 @@ public sealed record ServerOptions
     /// <summary>Bucket size: requests an idle access key may make at once; null: the rate rounded up (at least 1).</summary>
     public int? RateBurst { get; init; }
 
+    /// <summary>File holding a passphrase the root key is derived from (see RootKeyFile.FromPassphrase); TUMBLER_ROOT_KEY_PASSPHRASE likewise.</summary>
+    public string? RootKeyPassphraseFile { get; init; }
+
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";
     public const string CredentialsFile = "credentials";

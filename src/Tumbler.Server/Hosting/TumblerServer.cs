@@ -65,7 +65,7 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             certificate ??= TlsCertificates.Load(options, output);
             var transport = new TransportSettings(endPoints, certificate, options.TrustedProxyNetworks());
-            var rootKey = await LoadRootKeyAsync(store, options.DataDirectory, output, ct);
+            var rootKey = await LoadRootKeyAsync(store, options, output, ct);
             KeyRing keyRing;
             try
             {
@@ -249,12 +249,23 @@ public sealed class TumblerServer : IAsyncDisposable
         }
     }
 
-    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, string dataDirectory, TextWriter output, CancellationToken ct)
+    /// <summary>
+    /// The root key: TUMBLER_ROOT_KEY, else derived from a passphrase (--root-key-passphrase-file or
+    /// TUMBLER_ROOT_KEY_PASSPHRASE, with the salt kept in the store), else DATA_DIR/root.key (created on a new store).
+    /// </summary>
+    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, ServerOptions options, TextWriter output, CancellationToken ct)
     {
+        var dataDirectory = options.DataDirectory;
         var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
+        var passphrase = Environment.GetEnvironmentVariable(RootKeyFile.PassphraseVariable);
         var path = Path.Combine(dataDirectory, ServerOptions.RootKeyFile);
         try
         {
+            if (string.IsNullOrWhiteSpace(fromEnvironment) && (options.RootKeyPassphraseFile is not null || !string.IsNullOrEmpty(passphrase)))
+            {
+                return await DeriveRootKeyAsync(store,
+                    options.RootKeyPassphraseFile is { } file ? RootKeyFile.ReadPassphrase(file) : passphrase!, output, ct);
+            }
             if (!string.IsNullOrWhiteSpace(fromEnvironment))
             {
                 return RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable);
@@ -277,6 +288,22 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             throw new StartupException($"Cannot read the root key: {e.Message}");
         }
+    }
+
+    private static async Task<byte[]> DeriveRootKeyAsync(ISecretStore store, string passphrase, TextWriter output, CancellationToken ct)
+    {
+        var salt = await store.GetSettingAsync(RootKeyFile.SaltSetting, ct);
+        if (salt is null)
+        {
+            if (await store.HasDataAsync(ct) || await store.GetSettingAsync(KeyRing.RootKeyCheckSetting, ct) is not null)
+            {
+                throw new StartupException("This store's root key was not derived from a passphrase (it has no salt); start it with its root key.");
+            }
+            salt = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            await store.SetSettingAsync(RootKeyFile.SaltSetting, salt, ct);
+            await output.WriteLineAsync($"Deriving the root key from the passphrase (PBKDF2-HMAC-SHA256, {RootKeyFile.PassphraseIterations} iterations, new salt in the store).");
+        }
+        return RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt));
     }
 
     private static IAuditLog OpenAuditLog(ServerOptions options, TextWriter output)
