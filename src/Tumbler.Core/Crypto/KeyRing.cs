@@ -362,6 +362,19 @@ public sealed class KeyRing
         _keys[keyId] = key with { Entity = key.Entity with { Enabled = enabled, DeletionDate = deletionDate } };
     }
 
+    /// <summary>Forgets a key (and its aliases) after the store deleted it; its material is zeroed.</summary>
+    public void Remove(string keyId)
+    {
+        foreach (var alias in _aliases.Where(a => a.Value == keyId).Select(a => a.Key).ToList())
+        {
+            _aliases.TryRemove(alias, out _);
+        }
+        if (_keys.TryRemove(keyId, out var key))
+        {
+            CryptographicOperations.ZeroMemory(key.Material);
+        }
+    }
+
     /// <summary>Records an alias in memory after the store recorded it.</summary>
     public void AddAlias(string alias, string keyId) => _aliases[alias] = keyId;
 

@@ -123,6 +123,25 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
             return true;
         });
 
+    /// <summary>Deletes the keys whose deletion date has passed (and that no version uses); returns their ids. Run by the deletion purger.</summary>
+    public async Task<IReadOnlyList<string>> PurgeExpiredKeysAsync(CancellationToken ct)
+    {
+        await _changes.WaitAsync(ct);
+        try
+        {
+            var purged = await store.PurgeKeysAsync(time.GetUtcNow(), ct);
+            foreach (var keyId in purged)
+            {
+                keys.Remove(keyId);
+            }
+            return purged;
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
     private async Task<T> ChangeAsync<T>(string? keyId, string operation, CallContext call, Func<KmsKeyEntity, Task<T>> change)
     {
         var key = Find(keyId);

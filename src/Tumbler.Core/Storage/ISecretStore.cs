@@ -50,6 +50,8 @@ public interface ISecretStore : IAsyncDisposable
     Task AbandonRootKeyRotationAsync(CancellationToken ct);
     /// <summary>Sets a key's enabled flag and scheduled deletion date; false when there is no such key.</summary>
     Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct);
+    /// <summary>Deletes keys (and their aliases) whose scheduled deletion date has passed and that no secret version uses; returns their ids.</summary>
+    Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct);
     /// <summary>Points a new alias at a key; false when the alias exists already.</summary>
     Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct);
     /// <summary>How many secret versions (of any secret, any region, deleted or not) are encrypted under the key.</summary>

@@ -379,6 +379,30 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             return await command.ExecuteNonQueryAsync(ct) == 1;
         }, ct);
 
+    public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var ids = new List<string>();
+            await using (var command = Command(sqlite.Connection, sqlite.Transaction, """
+                SELECT key_id FROM kms_keys k WHERE deletion_date IS NOT NULL AND deletion_date <= $now
+                AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.key_id = k.key_id)
+                """, ("$now", now.ToUnixTimeMilliseconds())))
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+            }
+            foreach (var id in ids)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_aliases WHERE key_id = $id", ct, ("$id", id));
+                await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_keys WHERE key_id = $id", ct, ("$id", id));
+            }
+            return (IReadOnlyList<string>)ids;
+        }, ct);
+
     public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
