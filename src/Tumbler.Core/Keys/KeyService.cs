@@ -44,8 +44,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
 
     public Task<KeyMetadataResponse> DescribeKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct)
     {
-        var key = Find(request.KeyId);
-        Authorize(call, "DescribeKey", key.Arn);
+        var key = Find(request.KeyId, call, "DescribeKey");
         return Task.FromResult(new KeyMetadataResponse { KeyMetadata = Metadata(key) });
     }
 
@@ -144,8 +143,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
 
     private async Task<T> ChangeAsync<T>(string? keyId, string operation, CallContext call, Func<KmsKeyEntity, Task<T>> change)
     {
-        var key = Find(keyId);
-        Authorize(call, operation, key.Arn);
+        var key = Find(keyId, call, operation);
         // One change at a time on this node, so a check (no version uses the key) and the change it guards are not interleaved with another change.
         await _changes.WaitAsync();
         try
@@ -167,7 +165,11 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
         keys.SetState(key.KeyId, enabled, deletionDate);
     }
 
-    private KmsKeyEntity Find(string? reference)
+    /// <summary>
+    /// The key a reference names, once the caller may do the operation on it. For a reference that names no key,
+    /// the caller is authorized on the ARN it would have, so a caller denied the action learns nothing more.
+    /// </summary>
+    private KmsKeyEntity Find(string? reference, CallContext call, string operation)
     {
         if (string.IsNullOrEmpty(reference))
         {
@@ -177,8 +179,12 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
         {
             throw new ServiceException(KeyErrors.Validation, "KeyId must be at most 2048 characters.");
         }
-        var keyId = keys.TryResolveKeyId(reference);
-        return keyId is null ? throw NotFound(reference) : keys.Find(keyId) ?? throw NotFound(reference);
+        var key = keys.TryResolveKeyId(reference) is { } keyId ? keys.Find(keyId) : null;
+        Authorize(call, operation, key?.Arn
+            ?? (reference.StartsWith("arn:", StringComparison.Ordinal) ? reference
+            : reference.StartsWith("alias/", StringComparison.Ordinal) ? keys.AliasArn(reference)
+            : keys.AliasArn("key/" + reference)));
+        return key ?? throw NotFound(reference);
     }
 
     private void RefuseDefault(KmsKeyEntity key, string what)

@@ -142,6 +142,8 @@ public sealed class KeysApiTests(ServerFixture fixture) : IClassFixture<ServerFi
         Assert.Equal("AccessDeniedException", denied.Type);
         Assert.Contains($"kms:DisableKey on resource: {keyArn}", denied.Body.ToString(), StringComparison.Ordinal);
         Assert.Equal("AccessDeniedException", (await Kms("CreateKey", new { }, id, secret)).Type);
+        // A key that does not exist is denied the same way: existence does not leak.
+        Assert.Equal("AccessDeniedException", (await Kms("DisableKey", new { KeyId = "alias/no-such-key" }, id, secret)).Type);
 
         using var wrongService = await fixture.SendAsAsync("TumblerKMS.ListKeys", "{}", fixture.Server.Root.AccessKeyId, fixture.Server.Root.SecretAccessKey, "iam");
         var wrongText = await wrongService.Content.ReadAsStringAsync();
