@@ -12,7 +12,7 @@ public static class RootKeyFile
     public const string PassphraseVariable = "TUMBLER_ROOT_KEY_PASSPHRASE";
     /// <summary>Store setting holding the base64 salt of a passphrase-derived root key.</summary>
     public const string SaltSetting = "root_key_salt";
-    /// <summary>PBKDF2-HMAC-SHA256 iterations: OWASP's 2023 recommendation for that hash (about 0.3 s per start on one core).</summary>
+    /// <summary>PBKDF2-HMAC-SHA256 iterations: OWASP's 2023 recommendation for that hash.</summary>
     public const int PassphraseIterations = 600_000;
     public const int MinPassphraseLength = 12;
 
