@@ -66,7 +66,17 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
         Write(() => inner.SetLastAccessedAsync(secretKey, versionId, date, ct));
     public Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeDeletedAsync(now, ct));
     public Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct) => Read(() => inner.ListKeysAsync(ct));
-    public Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, ct));
+    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, rootKeyCheck, ct));
+    public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
+        Write(() => inner.UpdateKeyStateAsync(keyId, enabled, deletionDate, ct));
+    public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeKeysAsync(now, ct));
+    public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) => Write(() => inner.InsertAliasAsync(alias, keyId, ct));
+    public Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct) => Read(() => inner.CountVersionsUsingKeyAsync(keyId, ct));
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+        Write(() => inner.PrepareRootKeyRotationAsync(wrappedNext, nextRootKeyCheck, ct));
+    public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
+        Write(() => inner.CompleteRootKeyRotationAsync(nextRootKeyCheck, ct));
+    public Task AbandonRootKeyRotationAsync(CancellationToken ct) => Write(() => inner.AbandonRootKeyRotationAsync(ct));
     public Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct) => Read(() => inner.FindRotationAsync(secretKey, ct));
     public Task<IReadOnlyList<RotationStatus>> ListRotationStatusAsync(CancellationToken ct) => Read(() => inner.ListRotationStatusAsync(ct));
     public Task<IReadOnlyList<(string Region, string Arn)>> FindDueRotationsAsync(DateTimeOffset now, int limit, CancellationToken ct) =>

@@ -5,6 +5,7 @@ var root = new RootCommand("Tumbler: a self-hosted secrets manager that speaks t
 root.Subcommands.Add(ServeCommand.Create());
 root.Subcommands.Add(IamCommand.Create());
 root.Subcommands.Add(FunctionsCommand.Create());
+root.Subcommands.Add(KeysCommand.Create());
 root.Subcommands.Add(AuditCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());
 foreach (var command in SecretsCommands.Create())

@@ -74,6 +74,12 @@ internal static class ServeCommand
             Description = "Requests an idle access key may make at once under --rate-limit. Default: the rate rounded up.",
             HelpName = "N",
         };
+        var passphraseFile = new Option<string?>("--root-key-passphrase-file")
+        {
+            Description = "Derive the root key from the passphrase in this file (PBKDF2-HMAC-SHA256, 600,000 iterations, salt kept in the store) "
+                + "instead of DATA_DIR/root.key; TUMBLER_ROOT_KEY_PASSPHRASE likewise. Only for a store created this way.",
+            HelpName = "FILE",
+        };
         var config = new Option<string>("--config")
         {
             Description = $"Configuration file (JSON) with any of the settings below; default DATA_DIR/{ServeSettings.FileName} when it exists. "
@@ -97,7 +103,7 @@ internal static class ServeCommand
         var command = new Command("serve", "Run the Tumbler server.")
         {
             dataDir, config, printConfig, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
-            logFormat, logLevel,
+            logFormat, logLevel, passphraseFile,
         };
         var flags = new Dictionary<string, Option>(StringComparer.Ordinal)
         {
@@ -127,7 +133,7 @@ internal static class ServeCommand
                         merged[setting.Key] = ServeSettings.FromFlag(setting, texts);
                     }
                 }
-                options = ServeSettings.Build(directory, merged, FaultInjection());
+                options = ServeSettings.Build(directory, merged, FaultInjection()) with { RootKeyPassphraseFile = parse.GetValue(passphraseFile) };
                 options.Validate();
             }
             catch (StartupException e)

@@ -46,22 +46,36 @@ public sealed class KeyRing
             {
                 throw new RootKeyMismatchException("The store holds data but no root key check value; refusing to guess the root key.");
             }
-            var sealedCheck = Envelope.Seal(rootKey, RootKeyCheckPlaintext, Envelope.AssociatedData("root-key-check"));
-            await store.SetSettingAsync(RootKeyCheckSetting, Convert.ToBase64String(sealedCheck), ct);
+            check = NewRootKeyCheck(rootKey);
+            await store.SetSettingAsync(RootKeyCheckSetting, check, ct);
         }
         else
         {
-            try
+            var next = await store.GetSettingAsync(NextRootKeyCheckSetting, ct);
+            if (IsRootKeyFor(check, rootKey))
             {
-                Envelope.Open(rootKey, Convert.FromBase64String(check), Envelope.AssociatedData("root-key-check"));
+                if (next is not null)
+                {
+                    // An interrupted root key rotation, and the operator kept the current key: forget it (rotate-root starts over).
+                    await store.AbandonRootKeyRotationAsync(ct);
+                }
             }
-            catch (CryptographicException)
+            else if (next is not null && IsRootKeyFor(next, rootKey))
+            {
+                // An interrupted root key rotation whose preparation is complete, and the operator gave the new key: finish it.
+                if (!await store.CompleteRootKeyRotationAsync(next, ct))
+                {
+                    throw new RootKeyMismatchException("The root key rotation to this key could not be completed.");
+                }
+                check = next;
+            }
+            else
             {
                 throw new RootKeyMismatchException("The root key is not the one this store was created with.");
             }
         }
 
-        var ring = new KeyRing(region, accountId);
+        var ring = new KeyRing(region, accountId) { _rootKeyCheck = check };
         foreach (var entity in await store.ListKeysAsync(ct))
         {
             ring.Add(entity, Envelope.Open(rootKey, entity.WrappedMaterial, KeyAssociatedData(entity.KeyId)));
@@ -71,6 +85,59 @@ public sealed class KeyRing
             await ring.CreateKeyAsync(store, rootKey, "Default key that protects my Secrets Manager data", [DefaultAlias], time, ct);
         }
         return ring;
+    }
+
+    /// <summary>Name of the store setting holding the next root key's check value while a root key rotation is under way.</summary>
+    public const string NextRootKeyCheckSetting = "root_key_check_next";
+
+    private string _rootKeyCheck = "";
+
+    private static string NewRootKeyCheck(byte[] rootKey) =>
+        Convert.ToBase64String(Envelope.Seal(rootKey, RootKeyCheckPlaintext, Envelope.AssociatedData("root-key-check")));
+
+    /// <summary>
+    /// Re-wraps every KMS-like key under <paramref name="newRootKey"/>, crash-safe: first the new wrappings and the new
+    /// key's check value are written beside the current ones (one transaction; the current root key still rules), then
+    /// one transaction switches both. A crash before the switch leaves the store opening with either key (the new key
+    /// finishes the switch, the current one forgets the preparation); after it, with the new key only.
+    /// <paramref name="boundary"/> is called at "after-prepare" and "after-switch" (fault injection for tests).
+    /// Returns the number of keys re-wrapped.
+    /// </summary>
+    public static async Task<int> RotateRootKeyAsync(ISecretStore store, byte[] currentRootKey, byte[] newRootKey, Action<string>? boundary,
+        CancellationToken ct)
+    {
+        var check = await store.GetSettingAsync(RootKeyCheckSetting, ct)
+            ?? throw new RootKeyMismatchException("The store has no root key check value: start the server on it once first.");
+        if (!IsRootKeyFor(check, currentRootKey))
+        {
+            throw new RootKeyMismatchException("The current root key given is not the one this store is encrypted with.");
+        }
+        if (IsRootKeyFor(check, newRootKey))
+        {
+            throw new RootKeyMismatchException("The new root key is the current one.");
+        }
+        var wrappedNext = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var entity in await store.ListKeysAsync(ct))
+        {
+            var material = Envelope.Open(currentRootKey, entity.WrappedMaterial, KeyAssociatedData(entity.KeyId));
+            try
+            {
+                wrappedNext[entity.KeyId] = Envelope.Seal(newRootKey, material, KeyAssociatedData(entity.KeyId));
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(material);
+            }
+        }
+        var nextCheck = NewRootKeyCheck(newRootKey);
+        await store.PrepareRootKeyRotationAsync(wrappedNext, nextCheck, ct);
+        boundary?.Invoke("after-prepare");
+        if (!await store.CompleteRootKeyRotationAsync(nextCheck, ct))
+        {
+            throw new InvalidOperationException("The prepared root key rotation was abandoned meanwhile (a server started with the current key?); run it again.");
+        }
+        boundary?.Invoke("after-switch");
+        return wrappedNext.Count;
     }
 
     /// <summary>True when <paramref name="rootKey"/> is the key a store's root key check value (its <see cref="RootKeyCheckSetting"/>) was sealed with.</summary>
@@ -94,7 +161,7 @@ public sealed class KeyRing
         var material = RandomNumberGenerator.GetBytes(Envelope.KeySize);
         var entity = new KmsKeyEntity(keyId, $"{_arnPrefix}key/{keyId}", description, Enabled: true, time.GetUtcNow(),
             Envelope.Seal(rootKey, material, KeyAssociatedData(keyId)), aliases);
-        await store.InsertKeyAsync(entity, ct);
+        await store.InsertKeyAsync(entity, _rootKeyCheck, ct);
         Add(entity, material);
         return entity;
     }
@@ -131,7 +198,8 @@ public sealed class KeyRing
         var key = _keys[keyId];
         if (!key.Entity.Enabled)
         {
-            throw new ServiceException(ErrorCodes.EncryptionFailure, $"The KMS key {keyId} is disabled.");
+            throw new ServiceException(ErrorCodes.EncryptionFailure,
+                $"Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state. (KMS key {key.Entity.Arn} is {StateOf(key.Entity)}.)");
         }
         var keyIdBytes = Encoding.ASCII.GetBytes(keyId);
         var plaintext = value.ToBytes();
@@ -170,7 +238,8 @@ public sealed class KeyRing
             }
             if (!key.Entity.Enabled)
             {
-                throw new ServiceException(ErrorCodes.DecryptionFailure, $"The KMS key {keyId} is disabled.");
+                throw new ServiceException(ErrorCodes.DecryptionFailure,
+                    $"Secrets Manager can't decrypt the protected secret text using the provided KMS key. (KMS key {key.Entity.Arn} is {StateOf(key.Entity)}.)");
             }
             var wrappedStart = 2 + blob[1];
             var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
@@ -257,6 +326,57 @@ public sealed class KeyRing
 
     /// <summary>The key id a version reports in ListSecretVersionIds: AWS says "DefaultEncryptionKey" for the default key.</summary>
     public string DisplayKeyId(string keyId) => keyId == DefaultKeyId ? "DefaultEncryptionKey" : _keys.TryGetValue(keyId, out var k) ? k.Entity.Arn : keyId;
+
+    /// <summary>Enabled, Disabled or PendingDeletion, as KMS names a key's state.</summary>
+    public static string StateOf(KmsKeyEntity key) => key.DeletionDate is not null ? "PendingDeletion" : key.Enabled ? "Enabled" : "Disabled";
+
+    /// <summary>The keys this ring holds (their state as of the last change made on this node).</summary>
+    public IReadOnlyList<KmsKeyEntity> Keys => [.. _keys.Values.Select(k => k.Entity with { Aliases = [.. _aliases.Where(a => a.Value == k.Entity.KeyId).Select(a => a.Key).Order(StringComparer.Ordinal)] }).OrderBy(e => e.CreatedDate)];
+
+    /// <summary>Resolves a key id, key ARN, alias name or alias ARN; null when it names no key.</summary>
+    public string? TryResolveKeyId(string? reference)
+    {
+        if (string.IsNullOrEmpty(reference))
+        {
+            return null;
+        }
+        var local = reference.StartsWith(_arnPrefix, StringComparison.Ordinal) ? reference[_arnPrefix.Length..] : reference;
+        if (local.StartsWith("key/", StringComparison.Ordinal))
+        {
+            local = local[4..];
+        }
+        return _keys.ContainsKey(local) ? local : _aliases.TryGetValue(local, out var keyId) ? keyId : null;
+    }
+
+    public KmsKeyEntity? Find(string keyId) => _keys.TryGetValue(keyId, out var key) ? Keys.First(k => k.KeyId == keyId) : null;
+
+    public string AliasArn(string alias) => _arnPrefix + alias;
+
+    /// <summary>
+    /// Changes a key's state in memory after the store recorded it: takes effect for this node's next
+    /// Encrypt/Decrypt. Other nodes sharing the store learn it when they restart.
+    /// </summary>
+    public void SetState(string keyId, bool enabled, DateTimeOffset? deletionDate)
+    {
+        var key = _keys[keyId];
+        _keys[keyId] = key with { Entity = key.Entity with { Enabled = enabled, DeletionDate = deletionDate } };
+    }
+
+    /// <summary>Forgets a key (and its aliases) after the store deleted it; its material is zeroed.</summary>
+    public void Remove(string keyId)
+    {
+        foreach (var alias in _aliases.Where(a => a.Value == keyId).Select(a => a.Key).ToList())
+        {
+            _aliases.TryRemove(alias, out _);
+        }
+        if (_keys.TryRemove(keyId, out var key))
+        {
+            CryptographicOperations.ZeroMemory(key.Material);
+        }
+    }
+
+    /// <summary>Records an alias in memory after the store recorded it.</summary>
+    public void AddAlias(string alias, string keyId) => _aliases[alias] = keyId;
 
     private void Add(KmsKeyEntity entity, byte[] material)
     {

@@ -9,6 +9,25 @@ namespace Tumbler.Core.Crypto;
 public static class RootKeyFile
 {
     public const string EnvironmentVariable = "TUMBLER_ROOT_KEY";
+    public const string PassphraseVariable = "TUMBLER_ROOT_KEY_PASSPHRASE";
+    /// <summary>Store setting holding the base64 salt of a passphrase-derived root key.</summary>
+    public const string SaltSetting = "root_key_salt";
+    /// <summary>PBKDF2-HMAC-SHA256 iterations: OWASP's 2023 recommendation for that hash.</summary>
+    public const int PassphraseIterations = 600_000;
+    public const int MinPassphraseLength = 12;
+
+    /// <summary>The root key derived from a passphrase: PBKDF2-HMAC-SHA256, <see cref="PassphraseIterations"/> iterations, the store's 16-byte salt.</summary>
+    public static byte[] FromPassphrase(string passphrase, byte[] salt)
+    {
+        if (passphrase.Length < MinPassphraseLength)
+        {
+            throw new InvalidDataException($"The root key passphrase must be at least {MinPassphraseLength} characters.");
+        }
+        return Rfc2898DeriveBytes.Pbkdf2(passphrase, salt, PassphraseIterations, HashAlgorithmName.SHA256, Envelope.KeySize);
+    }
+
+    /// <summary>A passphrase file's text without its final line break.</summary>
+    public static string ReadPassphrase(string path) => File.ReadAllText(path).TrimEnd('\r', '\n');
 
     public static byte[] Read(string path) => Parse(File.ReadAllText(path), path);
 

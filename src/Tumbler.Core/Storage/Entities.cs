@@ -62,7 +62,8 @@ public sealed record KmsKeyEntity(
     bool Enabled,
     DateTimeOffset CreatedDate,
     byte[] WrappedMaterial,
-    IReadOnlyList<string> Aliases);
+    IReadOnlyList<string> Aliases,
+    DateTimeOffset? DeletionDate = null);
 
 /// <summary>How a SecretId resolves: by exact name or by exact ARN.</summary>
 public readonly record struct SecretLookup(string? Name, string? Arn)

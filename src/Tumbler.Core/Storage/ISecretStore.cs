@@ -29,7 +29,33 @@ public interface ISecretStore : IAsyncDisposable
     Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct);
 
     Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
-    Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct);
+    /// <summary>
+    /// Inserts a key wrapped under the root key whose check value is <paramref name="rootKeyCheck"/>; throws
+    /// <see cref="InvalidOperationException"/> when the store's root key check value is another (the root key was rotated meanwhile).
+    /// </summary>
+    Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct);
+
+    /// <summary>
+    /// Root key rotation, first half: records every key's material wrapped under the next root key beside the
+    /// current wrapping, and the next root key's check value, in one transaction. The current root key still rules.
+    /// </summary>
+    Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct);
+    /// <summary>
+    /// Root key rotation, second half, one transaction: every key's next wrapping becomes its wrapping and the next
+    /// check value the root key check value. False (nothing changed) when no rotation to <paramref name="nextRootKeyCheck"/>
+    /// is prepared; fails (nothing changed) when a key has no next wrapping.
+    /// </summary>
+    Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct);
+    /// <summary>Forgets a prepared root key rotation.</summary>
+    Task AbandonRootKeyRotationAsync(CancellationToken ct);
+    /// <summary>Sets a key's enabled flag and scheduled deletion date; false when there is no such key.</summary>
+    Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct);
+    /// <summary>Deletes keys (and their aliases) whose scheduled deletion date has passed and that no secret version uses; returns their ids.</summary>
+    Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct);
+    /// <summary>Points a new alias at a key; false when the alias exists already.</summary>
+    Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct);
+    /// <summary>How many secret versions (of any secret, any region, deleted or not) are encrypted under the key.</summary>
+    Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct);
 
     Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct);
 

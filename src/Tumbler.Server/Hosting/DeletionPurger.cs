@@ -1,11 +1,12 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Hosting;
 
-/// <summary>Purges secrets whose recovery window has ended, at start and then periodically.</summary>
-public sealed class DeletionPurger(SecretsService secrets, ServerOptions options, ILogger<DeletionPurger> logger) : BackgroundService
+/// <summary>Purges secrets whose recovery window has ended, and KMS-like keys whose deletion date has passed, at start and then periodically.</summary>
+public sealed class DeletionPurger(SecretsService secrets, KeyService keys, ServerOptions options, ILogger<DeletionPurger> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -19,6 +20,10 @@ public sealed class DeletionPurger(SecretsService secrets, ServerOptions options
                     foreach (var arn in await secrets.PurgeExpiredDeletionsAsync(stoppingToken))
                     {
                         logger.LogInformation("Purged {Arn}: its recovery window ended", arn);
+                    }
+                    foreach (var keyId in await keys.PurgeExpiredKeysAsync(stoppingToken))
+                    {
+                        logger.LogInformation("Deleted KMS-like key {KeyId}: its deletion date passed", keyId);
                     }
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -44,6 +44,8 @@ public sealed record ServerOptions
     public string LogFormat { get; init; } = "text";
     /// <summary>Least severe level logged (Microsoft.* categories: Warning at least).</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Information;
+    /// <summary>File holding a passphrase the root key is derived from (see RootKeyFile.FromPassphrase); TUMBLER_ROOT_KEY_PASSPHRASE likewise.</summary>
+    public string? RootKeyPassphraseFile { get; init; }
 
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";

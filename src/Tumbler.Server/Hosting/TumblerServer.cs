@@ -10,6 +10,7 @@ using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
 using Tumbler.Core.Crypto;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Functions;
 using Tumbler.Core.Rotation;
 using Tumbler.Core.Secrets;
@@ -64,7 +65,7 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             certificate ??= TlsCertificates.Load(options, output);
             var transport = new TransportSettings(endPoints, certificate, options.TrustedProxyNetworks());
-            var rootKey = await LoadRootKeyAsync(store, options.DataDirectory, output, ct);
+            var rootKey = await LoadRootKeyAsync(store, options, output, ct);
             KeyRing keyRing;
             try
             {
@@ -76,7 +77,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
-            var app = Build(options, transport, store, keyRing, root, audit);
+            var app = Build(options, transport, store, keyRing, rootKey, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -110,7 +111,8 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, AccessKeyCredential root, IAuditLog audit)
+    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, byte[] rootKey,
+        AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
         builder.ConfigureTransport(transport);
@@ -151,6 +153,8 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(sp => (IFunctionStore)store);
         services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
             TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));
+        services.AddSingleton(sp => new KeyService(store, keyRing, rootKey, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
+            sp.GetRequiredService<SecretsOptions>()));
         services.AddSingleton<SessionCredentialService>();
         services.AddSingleton<IRotationCredentialIssuer>(sp => sp.GetRequiredService<SessionCredentialService>());
         services.AddSingleton(new FunctionRuntime());
@@ -172,7 +176,7 @@ public sealed class TumblerServer : IAsyncDisposable
             Regions = options.Regions.ToHashSet(StringComparer.Ordinal),
             AccountId = options.AccountId,
             AcceptAnyCredentials = options.AcceptAnyCredentials,
-            Services = ["secretsmanager", "iam", "lambda"],
+            Services = ["secretsmanager", "iam", "lambda", "kms"],
         });
         services.AddSingleton<SigV4Verifier>();
         services.AddSingleton<ServerMetrics>();
@@ -261,12 +265,23 @@ public sealed class TumblerServer : IAsyncDisposable
         }
     }
 
-    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, string dataDirectory, TextWriter output, CancellationToken ct)
+    /// <summary>
+    /// The root key: TUMBLER_ROOT_KEY, else derived from a passphrase (--root-key-passphrase-file or
+    /// TUMBLER_ROOT_KEY_PASSPHRASE, with the salt kept in the store), else DATA_DIR/root.key (created on a new store).
+    /// </summary>
+    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, ServerOptions options, TextWriter output, CancellationToken ct)
     {
+        var dataDirectory = options.DataDirectory;
         var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
+        var passphrase = Environment.GetEnvironmentVariable(RootKeyFile.PassphraseVariable);
         var path = Path.Combine(dataDirectory, ServerOptions.RootKeyFile);
         try
         {
+            if (string.IsNullOrWhiteSpace(fromEnvironment) && (options.RootKeyPassphraseFile is not null || !string.IsNullOrEmpty(passphrase)))
+            {
+                return await DeriveRootKeyAsync(store,
+                    options.RootKeyPassphraseFile is { } file ? RootKeyFile.ReadPassphrase(file) : passphrase!, output, ct);
+            }
             if (!string.IsNullOrWhiteSpace(fromEnvironment))
             {
                 return RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable);
@@ -289,6 +304,22 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             throw new StartupException($"Cannot read the root key: {e.Message}");
         }
+    }
+
+    private static async Task<byte[]> DeriveRootKeyAsync(ISecretStore store, string passphrase, TextWriter output, CancellationToken ct)
+    {
+        var salt = await store.GetSettingAsync(RootKeyFile.SaltSetting, ct);
+        if (salt is null)
+        {
+            if (await store.HasDataAsync(ct) || await store.GetSettingAsync(KeyRing.RootKeyCheckSetting, ct) is not null)
+            {
+                throw new StartupException("This store's root key was not derived from a passphrase (it has no salt); start it with its root key.");
+            }
+            salt = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
+            await store.SetSettingAsync(RootKeyFile.SaltSetting, salt, ct);
+            await output.WriteLineAsync($"Deriving the root key from the passphrase (PBKDF2-HMAC-SHA256, {RootKeyFile.PassphraseIterations} iterations, new salt in the store).");
+        }
+        return RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt));
     }
 
     private static IAuditLog OpenAuditLog(ServerOptions options, TextWriter output)

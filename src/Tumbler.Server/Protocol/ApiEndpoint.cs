@@ -8,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
 using Tumbler.Core.Functions;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 using Tumbler.Server.Metrics;
@@ -18,7 +19,7 @@ namespace Tumbler.Server.Protocol;
 /// The AWS JSON 1.1 endpoint (spec §1): <c>POST /</c>, operation from <c>X-Amz-Target</c>, SigV4 verified
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
-public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, FunctionService functions, SigV4Verifier verifier,
+public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, FunctionService functions, KeyService keyService, SigV4Verifier verifier,
     AccessKeyThrottle throttle, IAuditLog audit, ServerMetrics metrics, TimeProvider time, ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
@@ -31,6 +32,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private readonly FunctionService _functions = functions;
     /// <summary>The rotation functions admin operations: same endpoint, requests signed for the "lambda" service.</summary>
     public const string FunctionsTargetPrefix = "TumblerFunctions.";
+    private readonly KeyService _keys = keyService;
+    /// <summary>The KMS-like keys admin operations: same endpoint, requests signed for the "kms" service.</summary>
+    public const string KeysTargetPrefix = "TumblerKMS.";
 
     /// <summary>Runs an operation and returns the writer of its answer; the answer is sent only once the audit record is written.</summary>
     private delegate Task<Func<Task>> Operation(ApiEndpoint endpoint, HttpContext http, ReadOnlyMemory<byte> body, CallContext call, AuditFacts facts);
@@ -121,10 +125,31 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             async (s, r, c, ct) => { await s.DeleteFunctionAsync(r, c, ct); return EmptyResponse.Instance; }),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
+    private static readonly FrozenDictionary<string, Operation> KeyOperations = new Dictionary<string, Operation>
+    {
+        ["CreateKey"] = HandleKeys(WireJsonContext.Default.CreateKeyRequest, WireJsonContext.Default.KeyMetadataResponse,
+            (s, r, c, ct) => s.CreateKeyAsync(r, c, ct)),
+        ["ListKeys"] = HandleKeys(WireJsonContext.Default.EmptyResponse, WireJsonContext.Default.ListKeysResponse,
+            (s, r, c, ct) => s.ListKeysAsync(c, ct)),
+        ["DescribeKey"] = HandleKeys(WireJsonContext.Default.KeyIdRequest, WireJsonContext.Default.KeyMetadataResponse,
+            (s, r, c, ct) => s.DescribeKeyAsync(r, c, ct)),
+        ["EnableKey"] = HandleKeys(WireJsonContext.Default.KeyIdRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.EnableKeyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["DisableKey"] = HandleKeys(WireJsonContext.Default.KeyIdRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DisableKeyAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["ScheduleKeyDeletion"] = HandleKeys(WireJsonContext.Default.ScheduleKeyDeletionRequest, WireJsonContext.Default.ScheduleKeyDeletionResponse,
+            (s, r, c, ct) => s.ScheduleKeyDeletionAsync(r, c, ct)),
+        ["CancelKeyDeletion"] = HandleKeys(WireJsonContext.Default.KeyIdRequest, WireJsonContext.Default.CancelKeyDeletionResponse,
+            (s, r, c, ct) => s.CancelKeyDeletionAsync(r, c, ct)),
+        ["CreateAlias"] = HandleKeys(WireJsonContext.Default.CreateAliasRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.CreateAliasAsync(r, c, ct); return EmptyResponse.Instance; }),
+    }.ToFrozenDictionary(StringComparer.Ordinal);
+
     /// <summary>The admin APIs beside Secrets Manager on the same endpoint: a target prefix, the service its requests must be signed for, its operations.</summary>
     private sealed record AdminApi(string Prefix, string Service, FrozenDictionary<string, Operation> Operations);
 
-    private static readonly AdminApi[] AdminApis = [new(IamTargetPrefix, "iam", IamOperations), new(FunctionsTargetPrefix, "lambda", FunctionOperations)];
+    private static readonly AdminApi[] AdminApis = [new(IamTargetPrefix, "iam", IamOperations), new(FunctionsTargetPrefix, "lambda", FunctionOperations),
+        new(KeysTargetPrefix, "kms", KeyOperations)];
 
     /// <summary>Operations of the AWS model Tumbler does not offer: each region it serves is its own namespace, so there is nothing to replicate.</summary>
     private static readonly FrozenSet<string> ReplicationOperations = new[]
@@ -363,6 +388,11 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         Func<FunctionService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
         Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._functions, request, call, ct));
+
+    private static Operation HandleKeys<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
+        Func<KeyService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
+        where TRequest : new() =>
+        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._keys, request, call, ct));
 
     private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<ApiEndpoint, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)

@@ -1,5 +1,6 @@
 using Tumbler.Core.Access;
 using Tumbler.Core.Functions;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 
@@ -43,6 +44,13 @@ internal sealed class AuditFacts
             // Functions: the name only; never the command's environment values or the shared secret.
             case FunctionRequest r: Detail = Bounded($"function/{r.FunctionName} kind {(r.Command is not null ? "command" : r.PythonHandler is not null ? "python" : r.Url is not null ? "http" : "unchanged")}", 256); break;
             case FunctionNameRequest r: Detail = Bounded($"function/{r.FunctionName}", 256); break;
+            // KMS-like keys: the key (as named, then as resolved) and the state it was put in.
+            case CreateKeyRequest: Detail = "key new"; break;
+            case KeyIdRequest r: Detail = Bounded($"key {r.KeyId}", 256); break;
+            case ScheduleKeyDeletionRequest r: Detail = Bounded($"key {r.KeyId} pending window {r.PendingWindowInDays?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} days", 256); break;
+            case CreateAliasRequest r: Detail = Bounded($"key {r.TargetKeyId} alias {r.AliasName}", 512); break;
+            case KeyMetadataResponse r: Detail = $"key {r.KeyMetadata.Arn} state {r.KeyMetadata.KeyState}"; break;
+            case ScheduleKeyDeletionResponse r: Detail = $"key {r.KeyId} state {r.KeyState} deletion {r.DeletionDate:O}"; break;
             case UserPolicyRequest r: Detail = Bounded($"user/{r.UserName} policy {r.PolicyName}", 256); break;
             // Answers: the full ARN and the version actually read or written.
             case CreateSecretResponse r: Set(r.ARN, r.VersionId); break;

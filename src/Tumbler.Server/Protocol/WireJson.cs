@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Tumbler.Core.Access;
 using Tumbler.Core.Functions;
+using Tumbler.Core.Keys;
 using Tumbler.Core.Secrets;
 
 namespace Tumbler.Server.Protocol;
@@ -20,6 +21,14 @@ namespace Tumbler.Server.Protocol;
 [JsonSerializable(typeof(GetResourcePolicyResponse))]
 [JsonSerializable(typeof(ValidateResourcePolicyRequest))]
 [JsonSerializable(typeof(ValidateResourcePolicyResponse))]
+[JsonSerializable(typeof(CreateKeyRequest))]
+[JsonSerializable(typeof(KeyIdRequest))]
+[JsonSerializable(typeof(ScheduleKeyDeletionRequest))]
+[JsonSerializable(typeof(CreateAliasRequest))]
+[JsonSerializable(typeof(KeyMetadataResponse))]
+[JsonSerializable(typeof(ListKeysResponse))]
+[JsonSerializable(typeof(ScheduleKeyDeletionResponse))]
+[JsonSerializable(typeof(CancelKeyDeletionResponse))]
 [JsonSerializable(typeof(FunctionRequest))]
 [JsonSerializable(typeof(FunctionNameRequest))]
 [JsonSerializable(typeof(FunctionConfiguration))]

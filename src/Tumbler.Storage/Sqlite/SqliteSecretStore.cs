@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IFunctionStore
 {
-    public const int SchemaVersion = 3;
+    public const int SchemaVersion = 4;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -159,6 +159,20 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
                 PRAGMA user_version = 3;
                 """, ct);
             await transaction.CommitAsync(ct);
+            version = 3;
+        }
+        if (version == 3)
+        {
+            // KMS-like key administration: scheduled deletion; wrapped_next holds a key's material wrapped under
+            // the next root key while a root key rotation is under way (see RootKeyRotation).
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                ALTER TABLE kms_keys ADD COLUMN deletion_date INTEGER;
+                ALTER TABLE kms_keys ADD COLUMN wrapped_next BLOB;
+                CREATE INDEX versions_key ON versions (key_id);
+                PRAGMA user_version = 4;
+                """, ct);
+            await transaction.CommitAsync(ct);
         }
     }
 
@@ -275,23 +289,29 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             }
         }
         var keys = new List<KmsKeyEntity>();
-        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped FROM kms_keys ORDER BY created"))
+        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped, deletion_date FROM kms_keys ORDER BY created"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
                 var keyId = reader.GetString(0);
                 keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3) != 0,
-                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)]));
+                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
+                    reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6))));
             }
         }
         return keys;
     }
 
-    public Task InsertKeyAsync(KmsKeyEntity key, CancellationToken ct) =>
+    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
+            var current = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", RootKeyCheckSetting)) as string;
+            if (current != rootKeyCheck)
+            {
+                throw new InvalidOperationException("The store's root key was rotated since this server started; restart it with the new root key to create keys.");
+            }
             await Execute(sqlite.Connection, sqlite.Transaction,
                 "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES ($id, $arn, $description, $enabled, $created, $wrapped)",
                 ct, ("$id", key.KeyId), ("$arn", key.Arn), ("$description", key.Description), ("$enabled", key.Enabled ? 1 : 0),
@@ -303,6 +323,100 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             }
             return true;
         }, ct);
+
+    private const string RootKeyCheckSetting = "root_key_check";
+    private const string NextRootKeyCheckSetting = "root_key_check_next";
+
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            foreach (var (keyId, wrapped) in wrappedNext)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = $wrapped WHERE key_id = $id", ct,
+                    ("$wrapped", wrapped), ("$id", keyId));
+            }
+            await Execute(sqlite.Connection, sqlite.Transaction,
+                "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
+                ("$name", NextRootKeyCheckSetting), ("$value", nextRootKeyCheck));
+            return true;
+        }, ct);
+
+    public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var prepared = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting)) as string;
+            if (prepared != nextRootKeyCheck)
+            {
+                return false;
+            }
+            // wrapped is NOT NULL: a key created after the preparation (no next wrapping) fails the whole switch.
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped = wrapped_next, wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE settings SET value = $value WHERE name = $name", ct,
+                ("$name", RootKeyCheckSetting), ("$value", nextRootKeyCheck));
+            await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
+            return true;
+        }, ct);
+
+    public Task AbandonRootKeyRotationAsync(CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
+            return true;
+        }, ct);
+
+    public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "UPDATE kms_keys SET enabled = $enabled, deletion_date = $deletion WHERE key_id = $id",
+                ("$enabled", enabled ? 1 : 0), ("$deletion", deletionDate?.ToUnixTimeMilliseconds()), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var ids = new List<string>();
+            await using (var command = Command(sqlite.Connection, sqlite.Transaction, """
+                SELECT key_id FROM kms_keys k WHERE deletion_date IS NOT NULL AND deletion_date <= $now
+                AND NOT EXISTS (SELECT 1 FROM versions v WHERE v.key_id = k.key_id)
+                """, ("$now", now.ToUnixTimeMilliseconds())))
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    ids.Add(reader.GetString(0));
+                }
+            }
+            foreach (var id in ids)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_aliases WHERE key_id = $id", ct, ("$id", id));
+                await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_keys WHERE key_id = $id", ct, ("$id", id));
+            }
+            return (IReadOnlyList<string>)ids;
+        }, ct);
+
+    public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id) ON CONFLICT (alias) DO NOTHING", ("$alias", alias), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public async Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct)
+    {
+        await using var connection = await OpenAsync(ct);
+        return Convert.ToInt64(await Scalar(connection, null, "SELECT COUNT(*) FROM versions WHERE key_id = $id", ct, ("$id", keyId)));
+    }
 
     public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
     {

@@ -52,4 +52,24 @@ public sealed class KeyRingTests : IAsyncLifetime
         Assert.Equal("hello", reopened.Decrypt(sealedValue, "arn:x", "v1").Text);
         Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => reopened.Decrypt(sealedValue, "arn:y", "v1")).ErrorCode);
     }
+
+    [Fact]
+    public async Task Keys_past_their_deletion_date_are_purged_with_their_aliases_and_others_stay()
+    {
+        var rootKey = RandomNumberGenerator.GetBytes(32);
+        var ring = await KeyRing.OpenAsync(_store, rootKey, "us-east-1", "123456789012", TimeProvider.System, default);
+        var doomed = await ring.CreateKeyAsync(_store, rootKey, "doomed", ["alias/doomed"], TimeProvider.System, default);
+        var later = await ring.CreateKeyAsync(_store, rootKey, "later", [], TimeProvider.System, default);
+        var now = DateTimeOffset.UtcNow;
+        await _store.UpdateKeyStateAsync(doomed.KeyId, false, now.AddMinutes(-1), default);
+        await _store.UpdateKeyStateAsync(later.KeyId, false, now.AddDays(7), default);
+
+        Assert.Equal([doomed.KeyId], await _store.PurgeKeysAsync(now, default));
+        ring.Remove(doomed.KeyId);
+        Assert.Null(ring.TryResolveKeyId("alias/doomed"));
+        var remaining = (await _store.ListKeysAsync(default)).Select(k => k.KeyId).ToList();
+        Assert.DoesNotContain(doomed.KeyId, remaining);
+        Assert.Contains(later.KeyId, remaining);
+        Assert.Empty(await _store.PurgeKeysAsync(now, default));
+    }
 }

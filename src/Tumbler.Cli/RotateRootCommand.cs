@@ -1,0 +1,127 @@
+using System.CommandLine;
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+using Tumbler.Core.Crypto;
+using Tumbler.Server.Hosting;
+using Tumbler.Storage.Sqlite;
+
+namespace Tumbler.Cli;
+
+/// <summary>
+/// <c>tumbler keys rotate-root --data-dir DIR --new-root-key-file FILE</c>: re-wraps every KMS-like key under a new
+/// root key, directly on the store (run it with the server stopped). Crash-safe (see <see cref="KeyRing.RotateRootKeyAsync"/>):
+/// interrupted before the switch, the server starts with either key; after it, with the new key only. When the current
+/// key was DATA_DIR/root.key, that file is replaced by the new key once the store has switched; running the command
+/// again with the same new key finishes an interrupted run.
+/// </summary>
+internal static class RotateRootCommand
+{
+    /// <summary>TUMBLER_FAULT_INJECTION=rotate-root:after-prepare|after-switch kills the process there (SIGKILL): for crash tests only.</summary>
+    private const string FaultVariable = "TUMBLER_FAULT_INJECTION";
+
+    public static Command Create()
+    {
+        var dataDir = new Option<string>("--data-dir")
+        {
+            Description = "Data directory of the store (stop the server first).",
+            DefaultValueFactory = _ => new ServerOptions().DataDirectory,
+        };
+        var newKeyFile = new Option<string>("--new-root-key-file")
+        {
+            Description = "File holding the new root key (32 random bytes, base64), e.g. made with: head -c 32 /dev/urandom | base64 > new.key",
+            HelpName = "FILE",
+            Required = true,
+        };
+        var currentKeyFile = new Option<string?>("--root-key-file")
+        {
+            Description = $"File holding the current root key (default: {RootKeyFile.EnvironmentVariable}, else derived from {RootKeyFile.PassphraseVariable}, else DATA_DIR/{ServerOptions.RootKeyFile}).",
+            HelpName = "FILE",
+        };
+        var command = new Command("rotate-root",
+            "Re-wrap every KMS-like key under a new root key, offline (server stopped), crash-safe; replaces DATA_DIR/root.key when that held the current key.")
+        { dataDir, newKeyFile, currentKeyFile };
+        command.SetAction(async (parse, ct) =>
+        {
+            var directory = parse.GetValue(dataDir)!;
+            try
+            {
+                return await RunAsync(directory, parse.GetValue(newKeyFile)!, parse.GetValue(currentKeyFile), ct);
+            }
+            catch (Exception e) when (e is RootKeyMismatchException or InvalidDataException or IOException or UnauthorizedAccessException
+                or InvalidOperationException or SqliteException)
+            {
+                await Console.Error.WriteLineAsync($"tumbler: {e.Message}");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(string directory, string newKeyPath, string? currentKeyPath, CancellationToken ct)
+    {
+        var database = Path.Combine(directory, ServerOptions.DatabaseFile);
+        if (!File.Exists(database))
+        {
+            throw new IOException($"No store at {Path.GetFullPath(database)}.");
+        }
+        var newKey = RootKeyFile.Read(newKeyPath);
+        var dataDirKeyPath = Path.Combine(directory, ServerOptions.RootKeyFile);
+        var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
+        var passphrase = Environment.GetEnvironmentVariable(RootKeyFile.PassphraseVariable);
+
+        await using var store = new SqliteSecretStore(database);
+        await store.InitializeAsync(ct);
+        var salt = await store.GetSettingAsync(RootKeyFile.SaltSetting, ct);
+        var (currentKey, source) = currentKeyPath is not null ? (RootKeyFile.Read(currentKeyPath), currentKeyPath)
+            : !string.IsNullOrWhiteSpace(fromEnvironment) ? (RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable), RootKeyFile.EnvironmentVariable)
+            : !string.IsNullOrEmpty(passphrase) && salt is not null
+                ? (RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt)), RootKeyFile.PassphraseVariable)
+            : (RootKeyFile.Read(dataDirKeyPath), dataDirKeyPath);
+        var check = await store.GetSettingAsync(KeyRing.RootKeyCheckSetting, ct)
+            ?? throw new InvalidOperationException("The store has no root key check value: start the server on it once first.");
+        if (KeyRing.IsRootKeyFor(check, newKey))
+        {
+            Console.WriteLine("The store is already encrypted under the new root key.");
+        }
+        else
+        {
+            var fault = Environment.GetEnvironmentVariable(FaultVariable);
+            var count = await KeyRing.RotateRootKeyAsync(store, currentKey, newKey, point =>
+            {
+                if (fault == "rotate-root:" + point)
+                {
+                    Console.Error.WriteLine($"{FaultVariable}: killing the process at {fault}");
+                    System.Diagnostics.Process.GetCurrentProcess().Kill(); // SIGKILL: no cleanup, as a crash
+                }
+            }, ct);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Re-wrapped {count} KMS-like keys under the new root key."));
+        }
+        if (source == dataDirKeyPath && !RootKeyFile.Read(dataDirKeyPath).AsSpan().SequenceEqual(newKey))
+        {
+            ReplaceKeyFile(dataDirKeyPath, newKey);
+            Console.WriteLine($"Replaced {Path.GetFullPath(dataDirKeyPath)} with the new root key.");
+        }
+        else if (source != dataDirKeyPath)
+        {
+            Console.WriteLine($"Start the server with the new root key now (it no longer opens with the key from {source}).");
+        }
+        return 0;
+    }
+
+    /// <summary>Writes the key beside the file (mode 0600, flushed to disk), then renames it over the file.</summary>
+    private static void ReplaceKeyFile(string path, byte[] key)
+    {
+        var temporary = path + ".new";
+        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        using (var stream = new FileStream(temporary, options))
+        {
+            stream.Write(System.Text.Encoding.ASCII.GetBytes(Convert.ToBase64String(key) + "\n"));
+            stream.Flush(flushToDisk: true);
+        }
+        File.Move(temporary, path, overwrite: true);
+    }
+}
