@@ -362,6 +362,11 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         where TRequest : new() =>
         async (endpoint, http, body, call, facts) =>
         {
+            // System.Text.Json skips members it does not bind without decoding them, so invalid UTF-8 there would pass unnoticed.
+            if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+            {
+                throw new ServiceException(ErrorCodes.Serialization, "The request body is not valid UTF-8.");
+            }
             // An empty body or a JSON null reads as {}: operations without input still work for raw callers.
             var request = body.IsEmpty ? new TRequest() : JsonSerializer.Deserialize(body.Span, requestType) ?? new TRequest();
             facts.Describe(request);
