@@ -191,6 +191,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
                 // Position only: the JSON text itself may hold a secret value.
                 return new ServiceException(ErrorCodes.Serialization,
                     $"The request body is not valid JSON for this operation (at {json.Path ?? "$"}, line {json.LineNumber}, byte {json.BytePositionInLine}).");
+            case BadHttpRequestException unreadable:
+                // Kestrel could not read the body (broken chunked framing, a client too slow): the client's fault, not ours.
+                return new ServiceException(ErrorCodes.Validation, $"The request body could not be read: {unreadable.Message}");
             case AuditUnavailableException audited:
                 logger.LogError("Request {RequestId} refused: {Reason}", http.TraceIdentifier, audited.Message);
                 return AuditUnavailable();
