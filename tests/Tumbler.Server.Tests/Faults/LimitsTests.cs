@@ -221,3 +221,41 @@ public sealed class LimitsTests(ServerFixture fixture) : IClassFixture<ServerFix
         Assert.Equal((400, "ValidationException"), (StatusOf(response), BodyOf(response).GetProperty("__type").GetString()));
     }
 }
+
+/// <summary>A body trickled below the minimum data rate (its own class, so it runs beside the slowloris test).</summary>
+public sealed class SlowBodyLimitsTests(ServerFixture fixture) : IClassFixture<ServerFixture>
+{
+    [Fact]
+    public async Task A_client_trickling_its_body_below_the_minimum_rate_is_disconnected()
+    {
+        using var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync(IPAddress.Loopback, fixture.Server.Endpoint.Port);
+        var stream = client.GetStream();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes($"POST / HTTP/1.1\r\nHost: 127.0.0.1:{fixture.Server.Endpoint.Port}\r\n"
+            + "Content-Type: application/x-amz-json-1.1\r\nX-Amz-Target: secretsmanager.ListSecrets\r\nContent-Length: 100000\r\n\r\n"));
+        var started = Stopwatch.StartNew();
+        var disconnected = false;
+        try
+        {
+            // 4 bytes a second, far below 240 bytes/s: after the 5 s grace the server gives up on this body.
+            while (started.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                await stream.WriteAsync("    "u8.ToArray());
+                await Task.Delay(1000);
+                if (client.Client.Poll(0, SelectMode.SelectRead))
+                {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        catch (IOException)
+        {
+            disconnected = true;
+        }
+        Assert.True(disconnected, $"still connected after {started.Elapsed}");
+        Assert.InRange(started.Elapsed, TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(15));
+        using var healthy = await fixture.SendAsync("ListSecrets", "{}");
+        Assert.Equal(HttpStatusCode.OK, healthy.StatusCode);
+    }
+}
