@@ -221,6 +221,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
                 // Position only: the JSON text itself may hold a secret value.
                 return new ServiceException(ErrorCodes.Serialization,
                     $"The request body is not valid JSON for this operation (at {json.Path ?? "$"}, line {json.LineNumber}, byte {json.BytePositionInLine}).");
+            case BadHttpRequestException unreadable:
+                // Kestrel could not read the body (broken chunked framing, a client too slow): the client's fault, not ours.
+                return new ServiceException(ErrorCodes.Validation, $"The request body could not be read: {unreadable.Message}");
             case AuditUnavailableException audited:
                 logger.LogError("Request {RequestId} refused: {Reason}", http.TraceIdentifier, audited.Message);
                 return AuditUnavailable();
@@ -399,6 +402,11 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         where TRequest : new() =>
         async (endpoint, http, body, call, facts) =>
         {
+            // System.Text.Json skips members it does not bind without decoding them, so invalid UTF-8 there would pass unnoticed.
+            if (!System.Text.Unicode.Utf8.IsValid(body.Span))
+            {
+                throw new ServiceException(ErrorCodes.Serialization, "The request body is not valid UTF-8.");
+            }
             // An empty body or a JSON null reads as {}: operations without input still work for raw callers.
             var request = body.IsEmpty ? new TRequest() : JsonSerializer.Deserialize(body.Span, requestType) ?? new TRequest();
             facts.Describe(request);

@@ -34,6 +34,7 @@ public static class TransportSetup
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
+            ApplyLimits(kestrel.Limits);
             foreach (var endPoint in settings.EndPoints)
             {
                 kestrel.Listen(endPoint, listen =>
@@ -45,6 +46,31 @@ public static class TransportSetup
                 });
             }
         });
+    }
+
+    /// <summary>Most headers a request may carry (an SDK sends about a dozen; Kestrel's default is 100).</summary>
+    public const int MaxRequestHeaderCount = 64;
+    /// <summary>Most bytes of all request headers together (request line excluded) (SigV4 plus a session token fit in a few KiB; Kestrel's default is 32 KiB).</summary>
+    public const int MaxRequestHeadersTotalSize = 16 * 1024;
+    /// <summary>Time a client has to send all its headers (Kestrel's default is 30 s): a slowloris connection is closed after it.</summary>
+    public static readonly TimeSpan RequestHeadersTimeout = TimeSpan.FromSeconds(10);
+    /// <summary>Time an idle kept-alive connection is held open (Kestrel's default is 130 s).</summary>
+    public static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Kestrel limits against clients that hold connections and memory: header count and size, the time to send
+    /// headers, the slowest body and response rates, idle keep-alive. The 1 MiB body cap is the endpoint's (an AWS error).
+    /// </summary>
+    public static void ApplyLimits(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerLimits limits)
+    {
+        limits.MaxRequestHeaderCount = MaxRequestHeaderCount;
+        limits.MaxRequestHeadersTotalSize = MaxRequestHeadersTotalSize;
+        limits.RequestHeadersTimeout = RequestHeadersTimeout;
+        limits.KeepAliveTimeout = KeepAliveTimeout;
+        // At least 240 bytes/s after a 5 s grace, both ways (Kestrel's defaults, stated so they cannot drift):
+        // a 1 MiB body then takes at most about 75 s, and a trickling client is disconnected.
+        limits.MinRequestBodyDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(240, TimeSpan.FromSeconds(5));
+        limits.MinResponseDataRate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(240, TimeSpan.FromSeconds(5));
     }
 
     /// <summary>
