@@ -156,29 +156,28 @@ public sealed class SecretCache : IDisposable
         }
         catch (Exception e) when (isAuthFailure(e))
         {
-            var fresh = await RefreshIfStillAsync(secretId, value.VersionId, cancellationToken);
-            if (fresh.VersionId != value.VersionId)
+            // The database may be ahead of the cache: on AWSPENDING between setSecret and finishSecret, or on AWSCURRENT's
+            // new version once a rotation finished. Pending is looked at first: if finishSecret removes it meanwhile, the
+            // AWSCURRENT read that follows already shows the new version. Each version is tried once; two more attempts at most.
+            var tried = new HashSet<string>(StringComparer.Ordinal) { value.VersionId };
+            foreach (var next in new Func<Task<SecretValue?>>[]
             {
+                () => GetPendingAsync(secretId, cancellationToken),
+                async () => await RefreshIfStillAsync(secretId, value.VersionId, cancellationToken),
+            })
+            {
+                if (await next() is not { } candidate || !tried.Add(candidate.VersionId))
+                {
+                    continue;
+                }
                 try
                 {
-                    return await action(fresh);
+                    return await action(candidate);
                 }
-                catch (Exception retry) when (isAuthFailure(retry))
+                catch (Exception again) when (isAuthFailure(again))
                 {
-                    // Refused too: the database may be on the pending password of a rotation that started since.
+                    // Refused too: look at the other stage.
                 }
-            }
-            var pending = await GetPendingAsync(secretId, cancellationToken);
-            if (pending is null || pending.VersionId == value.VersionId || pending.VersionId == fresh.VersionId)
-            {
-                throw;
-            }
-            try
-            {
-                return await action(pending);
-            }
-            catch (Exception last) when (isAuthFailure(last))
-            {
             }
             throw;
         }

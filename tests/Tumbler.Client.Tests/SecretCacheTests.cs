@@ -160,7 +160,8 @@ public sealed class SecretCacheTests : IAsyncLifetime
         Assert.Equal("connected", result);
         Assert.Equal(["old-password", "new-password"], attempts);
         Assert.Equal("new-password", await cache.GetSecretStringAsync("app/db")); // the cache now holds it
-        Assert.Equal(2, _server.Calls["GetSecretValue"]);
+        // The cached value, AWSPENDING (none), AWSCURRENT refreshed.
+        Assert.Equal(3, _server.Calls["GetSecretValue"]);
     }
 
     [Fact]
@@ -180,7 +181,7 @@ public sealed class SecretCacheTests : IAsyncLifetime
         // Failures that are not authentication failures are not retried.
         await Assert.ThrowsAsync<TimeoutException>(() => cache.ExecuteWithRefreshOnAuthFailureAsync<int>("app/db",
             _ => throw new TimeoutException(), e => e is UnauthorizedAccessException));
-        // The first value, AWSCURRENT refreshed (same version), AWSPENDING (none); the second call used the cache.
+        // The first value, AWSPENDING (none), AWSCURRENT refreshed (same version); the second call used the cache.
         Assert.Equal(3, _server.Calls["GetSecretValue"]);
     }
 
@@ -208,14 +209,14 @@ public sealed class SecretCacheTests : IAsyncLifetime
         }, e => e is UnauthorizedAccessException);
 
         Assert.Equal("connected", result);
-        Assert.Equal(["old-password", "pending-password"], attempts); // AWSCURRENT was the same version: not run again
+        Assert.Equal(["old-password", "pending-password"], attempts);
         Assert.Equal("old-password", await cache.GetSecretStringAsync("app/db")); // the pending value is not cached as current
-        // The cached value, AWSCURRENT refreshed (same version), then AWSPENDING.
-        Assert.Equal(3, _server.Calls["GetSecretValue"]);
+        // The cached value, then AWSPENDING, which worked: AWSCURRENT was not asked again.
+        Assert.Equal(2, _server.Calls["GetSecretValue"]);
     }
 
     [Fact]
-    public async Task When_the_newer_current_is_refused_too_the_pending_password_is_tried_last()
+    public async Task When_a_rotation_finished_and_the_next_is_in_its_window_the_pending_password_is_tried_first()
     {
         await _server.CreateAsync("app/db", "p1");
         using var cache = NewCache(ttl: TimeSpan.FromHours(1));
@@ -231,7 +232,7 @@ public sealed class SecretCacheTests : IAsyncLifetime
         }, e => e is UnauthorizedAccessException);
 
         Assert.Equal(1, result);
-        Assert.Equal(["p1", "p2", "p3"], attempts);
+        Assert.Equal(["p1", "p3"], attempts);
     }
 
     [Fact]
@@ -261,6 +262,6 @@ public sealed class SecretCacheTests : IAsyncLifetime
             throw new UnauthorizedAccessException("denied " + secret.SecretString);
         }, e => e is UnauthorizedAccessException));
         Assert.Equal("denied p2", error.Message);
-        Assert.Equal(["p2", "p4", "p3"], attempts);
+        Assert.Equal(["p2", "p3", "p4"], attempts);
     }
 }
