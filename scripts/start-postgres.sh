@@ -8,8 +8,9 @@
 #   unix socket in that directory, so a Debian cluster on 5432 (running or not) is left alone. Any
 #   earlier instance started by this script on the same port is replaced.
 # - initdb and postgres refuse to run as root: both run as the postgres OS user, which owns the directory.
-# - Password authentication (scram-sha-256) for TCP from 127.0.0.1/32; no TLS (ssl = off), so tests can
-#   prove that a secret asking for TLS is refused rather than downgraded.
+# - Password authentication (scram-sha-256) for TCP from 127.0.0.1/32, with or without TLS; TLS with a
+#   certificate for 127.0.0.1/localhost signed by a throwaway CA made here ($TUMBLER_TEST_POSTGRES_CA, printed
+#   below), so tests can prove verified TLS. Members of the role tls_only may log in over TLS only.
 # - Creates the superuser the tests use: $TUMBLER_TEST_POSTGRES_ADMIN_USER (default tumbler_admin) with
 #   password $TUMBLER_TEST_POSTGRES_ADMIN_PASSWORD (default admin-pass).
 # - Prints the variables the tests read (TUMBLER_TEST_POSTGRES_*); the defaults match the tests' own.
@@ -84,11 +85,31 @@ if ! as_pg "$bin/initdb" -D "$datadir" -U "$admin_user" --pwfile="$pwfile" --aut
 fi
 rm -f "$pwfile"
 
+# A throwaway CA and a server certificate for 127.0.0.1 and localhost (the key must be the server's, mode 0600).
+tls=$base/tls
+mkdir -p "$tls"
+command -v openssl >/dev/null 2>&1 || fail "openssl is missing: apt-get install openssl"
+{
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Tumbler test PostgreSQL CA $port" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tls/ca-key.pem" -out "$tls/ca.pem"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/server-key.pem" -out "$tls/server.csr"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 30 \
+        -extfile "$tls/server.ext" -out "$tls/server-cert.pem"
+} >"$tls/openssl.log" 2>&1 || { cat "$tls/openssl.log" >&2; fail "creating the TLS certificates failed"; }
+chown -R "$os_user": "$tls"
+chmod 600 "$tls/server-key.pem" "$tls/ca-key.pem"
+chmod 755 "$tls"
+chmod 644 "$tls/ca.pem"
+
 # pg_hba: local socket trusted (only the postgres OS user can reach the directory), TCP only from
-# 127.0.0.1 with SCRAM passwords; nothing else.
+# 127.0.0.1 with SCRAM passwords, TLS-only for members of tls_only; nothing else.
 cat >"$datadir/pg_hba.conf" <<HBA
-local   all   all                  trust
-host    all   all   127.0.0.1/32   scram-sha-256
+local      all   all         trust
+hostnossl  all   +tls_only   127.0.0.1/32   reject
+host       all   all         127.0.0.1/32   scram-sha-256
 HBA
 cat >>"$datadir/postgresql.conf" <<CONF
 # tumbler test cluster (scripts/start-postgres.sh)
@@ -96,7 +117,9 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$base'
 password_encryption = 'scram-sha-256'
-ssl = off
+ssl = on
+ssl_cert_file = '$tls/server-cert.pem'
+ssl_key_file = '$tls/server-key.pem'
 max_connections = 200
 shared_buffers = 32MB
 fsync = off
@@ -125,12 +148,16 @@ version=$(as_pg "$psql" -h "$base" -p "$port" -U "$admin_user" -d postgres -Atqc
 PGPASSWORD=$admin_password as_pg "$psql" -h 127.0.0.1 -p "$port" -U "$admin_user" -d postgres -Atqc 'SELECT 1' >/dev/null \
     || fail "the admin login over TCP failed (log: $logfile)"
 
-say "PostgreSQL $version on 127.0.0.1:$port without TLS (data $datadir, log $logfile)"
+as_pg "$psql" -h "$base" -p "$port" -U "$admin_user" -d postgres -Atqc 'CREATE ROLE tls_only NOLOGIN' >/dev/null \
+    || fail "creating the tls_only role failed (log: $logfile)"
+
+say "PostgreSQL $version on 127.0.0.1:$port with TLS (CA $tls/ca.pem; data $datadir, log $logfile)"
 say "admin account: $admin_user (superuser; password from TUMBLER_TEST_POSTGRES_ADMIN_PASSWORD)"
 cat <<ENV
 export TUMBLER_TEST_POSTGRES_HOST=127.0.0.1
 export TUMBLER_TEST_POSTGRES_PORT=$port
 export TUMBLER_TEST_POSTGRES_ADMIN_USER=$admin_user
 export TUMBLER_TEST_POSTGRES_ADMIN_PASSWORD=$admin_password
+export TUMBLER_TEST_POSTGRES_CA=$tls/ca.pem
 # as the superuser over the socket: runuser -u $os_user -- $psql -h $base -p $port -U $admin_user postgres
 ENV

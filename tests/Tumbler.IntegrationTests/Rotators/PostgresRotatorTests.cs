@@ -41,7 +41,7 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
     {
         var user = Postgres.UniqueName("s");
         await _db.CreateUserAsync(user, "first-Pass1");
-        // No ssl member (TLS if offered: this server has none) and no dbname (postgres).
+        // No ssl member (TLS if offered) and no dbname (postgres).
         var arn = await _harness.CreateSecretAsync(Secret("postgres", user, "first-Pass1"));
         var firstVersion = (await _harness.GetAsync(arn, "AWSCURRENT")).VersionId;
 
@@ -228,27 +228,31 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
     // ---- TLS and an unreachable database ----
 
     [Fact]
-    public async Task Ssl_true_against_the_test_cluster_without_TLS_fails_and_does_not_fall_back()
+    public async Task Ssl_true_verifies_the_server_certificate()
     {
         var user = Postgres.UniqueName("s");
         await _db.CreateUserAsync(user, "first-Pass1");
+        await Postgres.ExecuteAsync($"GRANT tls_only TO \"{user}\""); // pg_hba admits this user over TLS only
+        Assert.False(await Postgres.CanLoginAsync(user, "first-Pass1"));
         var arn = await _harness.CreateSecretAsync(Secret("postgres", user, "first-Pass1", ssl: true));
         var before = await _harness.GetAsync(arn, "AWSCURRENT");
-        var function = Builtin(BuiltInRotationFunctions.PostgreSqlSingleUser);
-        var token = await _harness.BeginRotationAsync(arn);
-        await _harness.StepAsync(function, arn, token, RotationStep.CreateSecret);
-        var pending = Field(await _harness.GetAsync(arn, "AWSPENDING", token), "password");
 
-        var error = await Assert.ThrowsAsync<RotationStepException>(() => _harness.StepAsync(function, arn, token, RotationStep.SetSecret));
-
-        Assert.StartsWith($"Unable to log into database with previous, current, or pending secret of secret arn {arn}", error.Message, StringComparison.Ordinal);
-        Assert.Contains("with verified TLS", error.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("without TLS", error.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain("first-Pass1", error.Message, StringComparison.Ordinal);
-        Assert.DoesNotContain(pending, error.Message, StringComparison.Ordinal);
+        // The test CA is not in the system trust store: the certificate is refused, nothing is changed, no plain retry.
+        var untrusted = await Assert.ThrowsAsync<RotationStepException>(() =>
+            _harness.RotateAsync(Builtin(BuiltInRotationFunctions.PostgreSqlSingleUser), arn));
+        Assert.Contains("with verified TLS", untrusted.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("without TLS", untrusted.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("first-Pass1", untrusted.Message, StringComparison.Ordinal);
         Assert.Equal(before.VersionId, (await _harness.GetAsync(arn, "AWSCURRENT")).VersionId);
-        Assert.True(await Postgres.CanLoginAsync(user, "first-Pass1"));
-        Assert.False(await Postgres.CanLoginAsync(user, pending));
+        Assert.True(await Postgres.CanLoginAsync(user, "first-Pass1", verifiedTls: true));
+
+        // With the test CA configured for the function, a new rotation (the refused one stays pending) succeeds over verified TLS.
+        var trusted = new PostgresSingleUserRotator(new RotatorSettings { TlsCaFile = Postgres.CaFile });
+        await _harness.RotateAsync(trusted, arn);
+        var password = Field(await _harness.GetAsync(arn, "AWSCURRENT"), "password");
+        Assert.NotEqual("first-Pass1", password);
+        Assert.True(await Postgres.CanLoginAsync(user, password, verifiedTls: true));
+        Assert.False(await Postgres.CanLoginAsync(user, "first-Pass1", verifiedTls: true));
     }
 
     [Fact]

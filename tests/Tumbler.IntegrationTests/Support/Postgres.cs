@@ -21,6 +21,8 @@ public sealed class Postgres : IAsyncDisposable
     public static int Port => int.TryParse(Environment.GetEnvironmentVariable("TUMBLER_TEST_POSTGRES_PORT"), NumberStyles.None, CultureInfo.InvariantCulture, out var port) ? port : 15432;
     public static string AdminUser => Environment.GetEnvironmentVariable("TUMBLER_TEST_POSTGRES_ADMIN_USER") is { Length: > 0 } user ? user : "tumbler_admin";
     public static string AdminPassword => Environment.GetEnvironmentVariable("TUMBLER_TEST_POSTGRES_ADMIN_PASSWORD") is { Length: > 0 } password ? password : "admin-pass";
+    /// <summary>The throwaway CA that signed the test cluster's TLS certificate (scripts/start-postgres.sh).</summary>
+    public static string CaFile => Environment.GetEnvironmentVariable("TUMBLER_TEST_POSTGRES_CA") is { Length: > 0 } ca ? ca : $"/tmp/tumbler-postgres-{Port}/tls/ca.pem";
 
     /// <summary>Connects as the admin, failing with instructions when the test server is not running.</summary>
     public static async Task<Postgres> ConnectAsync()
@@ -52,7 +54,8 @@ public sealed class Postgres : IAsyncDisposable
         return port;
     }
 
-    public static async Task<NpgsqlConnection> OpenAsync(string user, string password, string? database = null)
+    /// <summary>A plain connection, or with <paramref name="verifiedTls"/> one over TLS verified against <see cref="CaFile"/>.</summary>
+    public static async Task<NpgsqlConnection> OpenAsync(string user, string password, string? database = null, bool verifiedTls = false)
     {
         var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
@@ -61,7 +64,8 @@ public sealed class Postgres : IAsyncDisposable
             Username = user,
             Password = password,
             Database = database ?? "postgres",
-            SslMode = SslMode.Disable,
+            SslMode = verifiedTls ? SslMode.VerifyFull : SslMode.Disable,
+            RootCertificate = verifiedTls ? CaFile : null,
             Pooling = false,
             Timeout = 5,
         }.ConnectionString);
@@ -78,11 +82,11 @@ public sealed class Postgres : IAsyncDisposable
     }
 
     /// <summary>True when the credentials log in (a refused password or role is false; other errors throw).</summary>
-    public static async Task<bool> CanLoginAsync(string user, string password, string? database = null)
+    public static async Task<bool> CanLoginAsync(string user, string password, string? database = null, bool verifiedTls = false)
     {
         try
         {
-            await using var connection = await OpenAsync(user, password, database);
+            await using var connection = await OpenAsync(user, password, database, verifiedTls);
             return true;
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InvalidPassword or PostgresErrorCodes.InvalidAuthorizationSpecification)
