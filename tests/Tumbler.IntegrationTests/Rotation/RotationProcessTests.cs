@@ -6,7 +6,7 @@ namespace Tumbler.IntegrationTests.Rotation;
 
 /// <summary>
 /// Rotation as an operator sees it: `tumbler serve` as a process, driven by the aws CLI, rotating a
-/// real MariaDB user; killed inside each step and restarted; cut off from its database.
+/// real MariaDB (and PostgreSQL) user; killed inside each step and restarted; cut off from its database.
 /// </summary>
 [Trait("Category", "Integration")]
 public sealed class RotationProcessTests
@@ -130,6 +130,32 @@ public sealed class RotationProcessTests
     public async Task A_server_killed_inside_a_step_resumes_the_rotation_after_restart_and_nobody_is_locked_out(string killPoint)
     {
         var (user, initial) = await CreateDatabaseUserAsync();
+        await KilledAndResumedAsync(killPoint, SingleUserArn, user, initial, SecretJson(user, initial, MariaDb.Port), (login, password) => MariaDb.CanLoginAsync(login, password));
+    }
+
+    [Theory]
+    [InlineData("createSecret:after")]
+    [InlineData("setSecret:after")]
+    [InlineData("testSecret:after")]
+    [InlineData("finishSecret:after")]
+    public async Task A_postgres_rotation_killed_inside_a_step_resumes_after_restart_and_nobody_is_locked_out(string killPoint)
+    {
+        await using var db = await Postgres.ConnectAsync();
+        var user = Postgres.UniqueName("rot");
+        var initial = "initial-" + Guid.NewGuid().ToString("N");
+        await db.CreateUserAsync(user, initial);
+        var secret = new JsonObject
+        {
+            ["engine"] = "postgres", ["host"] = Postgres.Host, ["port"] = Postgres.Port, ["username"] = user, ["password"] = initial, ["ssl"] = false,
+        }.ToJsonString();
+        await KilledAndResumedAsync(killPoint, $"arn:aws:lambda:us-east-1:123456789012:function:{Tumbler.Rotators.BuiltInRotationFunctions.PostgreSqlSingleUser}",
+            user, initial, secret, (login, password) => Postgres.CanLoginAsync(login, password));
+    }
+
+    /// <summary>Kills `tumbler serve` at <paramref name="killPoint"/> of a rotation, restarts it, and checks the rotation finished with a working password.</summary>
+    private static async Task KilledAndResumedAsync(string killPoint, string functionArn, string user, string initial, string secretJson,
+        Func<string, string, Task<bool>> canLogin)
+    {
         using var dataDir = new TempDirectory();
         var credentials = (Id: TumblerServer.NewAccessKeyId(), Secret: TumblerServer.NewSecretAccessKey());
         var options = new TumblerServerOptions
@@ -141,8 +167,8 @@ public sealed class RotationProcessTests
         await using (var doomed = await TumblerServer.StartAsync(options))
         {
             var cli = AwsCli.For(doomed);
-            (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", SecretJson(user, initial, MariaDb.Port))).Ok();
-            (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", SingleUserArn)).Ok();
+            (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", secretJson)).Ok();
+            (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", functionArn)).Ok();
             // Killed by its own fault injection point (the output pump may trail the exit a little).
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (!doomed.HasExited || !doomed.StandardError.Contains($"killing the process at {killPoint}", StringComparison.Ordinal))
@@ -157,8 +183,8 @@ public sealed class RotationProcessTests
         await WaitForRotationAsync(restartedCli, secretId, TimeSpan.FromSeconds(60));
         var current = await PasswordAsync(restartedCli, secretId);
         Assert.NotEqual(initial, current);
-        Assert.True(await MariaDb.CanLoginAsync(user, current), $"AWSCURRENT does not log in after a crash at {killPoint}");
-        Assert.False(await MariaDb.CanLoginAsync(user, initial));
+        Assert.True(await canLogin(user, current), $"AWSCURRENT does not log in after a crash at {killPoint}");
+        Assert.False(await canLogin(user, initial));
         Assert.Equal(initial, await PasswordAsync(restartedCli, secretId, "AWSPREVIOUS"));
     }
 
