@@ -89,9 +89,14 @@ public sealed class ConfigurationProviderTests : IAsyncLifetime
         // Polls that find nothing new do not fire the token and cost a DescribeSecret only.
         var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         using var subscription = ChangeToken.OnChange(configuration.GetReloadToken, () => fired.TrySetResult());
-        await Task.Delay(500);
+        // Two polls at least (on a loaded machine they may come later than every 100 ms, never sooner).
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (_server.Calls["DescribeSecret"] < 2)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the provider did not poll twice within 10 s");
+            await Task.Delay(50);
+        }
         Assert.False(fired.Task.IsCompleted);
-        Assert.True(_server.Calls["DescribeSecret"] >= 2);
         Assert.Equal(1, _server.Calls["GetSecretValue"]);
 
         await _server.PutAsync("prod/app/db", """{"password":"p2"}""");
