@@ -75,17 +75,7 @@ if ! "$install_db" --no-defaults --datadir="$datadir" --user=root --skip-test-db
 fi
 
 # 5. A throwaway CA and a server certificate for 127.0.0.1 and localhost.
-mkdir -p "$tls"
-{
-    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Tumbler test CA $port" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -keyout "$tls/ca-key.pem" -out "$tls/ca.pem"
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/server-key.pem" -out "$tls/server.csr"
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
-    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 30 \
-        -extfile "$tls/server.ext" -out "$tls/server-cert.pem"
-} >"$tls/openssl.log" 2>&1 || { cat "$tls/openssl.log" >&2; fail "creating the TLS certificates failed"; }
+"$(dirname "$(readlink -f "$0")")/make-test-tls.sh" "$tls" "MariaDB $port" || fail "creating the TLS certificates failed"
 
 # 6. Start in the background, detached from the caller's terminal and pipes.
 setsid "$mariadbd" --no-defaults \

@@ -87,18 +87,7 @@ rm -f "$pwfile"
 
 # A throwaway CA and a server certificate for 127.0.0.1 and localhost (the key must be the server's, mode 0600).
 tls=$base/tls
-mkdir -p "$tls"
-command -v openssl >/dev/null 2>&1 || fail "openssl is missing: apt-get install openssl"
-{
-    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Tumbler test PostgreSQL CA $port" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -keyout "$tls/ca-key.pem" -out "$tls/ca.pem"
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/server-key.pem" -out "$tls/server.csr"
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
-    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca-key.pem" -CAcreateserial -days 30 \
-        -extfile "$tls/server.ext" -out "$tls/server-cert.pem"
-} >"$tls/openssl.log" 2>&1 || { cat "$tls/openssl.log" >&2; fail "creating the TLS certificates failed"; }
+"$(dirname "$(readlink -f "$0")")/make-test-tls.sh" "$tls" "PostgreSQL $port" || fail "creating the TLS certificates failed"
 chown -R "$os_user": "$tls"
 chmod 600 "$tls/server-key.pem" "$tls/ca-key.pem"
 chmod 755 "$tls"
