@@ -482,6 +482,32 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal(new byte[] { 1, 2, 3, 2 }, (await Store.ListKeysAsync(default)).Single(k => k.KeyId == "k1").WrappedMaterial);
     }
 
+    [Fact]
+    public async Task The_configuration_generation_moves_with_every_change_other_nodes_cache()
+    {
+        var other = await OpenAsync();
+        var seen = await other.GetConfigurationGenerationAsync(default);
+        async Task MovesAsync(Func<Task> change)
+        {
+            await change();
+            var now = await other.GetConfigurationGenerationAsync(default);
+            Assert.True(now > seen, "the generation did not move");
+            seen = now;
+        }
+        await Store.SetSettingAsync("root_key_check", "c", default);
+        await MovesAsync(() => Store.InsertKeyAsync(NewKey("k1"), "c", default));
+        await MovesAsync(() => Store.UpdateKeyStateAsync("k1", false, null, default));
+        await MovesAsync(() => Store.InsertAliasAsync("alias/x", "k1", default));
+        await MovesAsync(() => Store.InsertUserAsync(new UserEntity("u", "AIDAU", "arn:aws:iam::123456789012:user/u", T0), default));
+        await MovesAsync(() => Store.InsertAccessKeyAsync(new AccessKeyEntity("AKIAU", "u", [1], true, T0), 2, default));
+        await MovesAsync(() => Store.SetAccessKeyActiveAsync("u", "AKIAU", false, default));
+        await MovesAsync(() => Store.PutUserPolicyAsync(new UserPolicyEntity("u", "p", "{}"), default));
+        await MovesAsync(() => Store.DeleteUserPolicyAsync("u", "p", default));
+        await MovesAsync(() => Store.DeleteAccessKeyAsync("u", "AKIAU", default));
+        await MovesAsync(() => Store.DeleteUserAsync("u", default));
+        await MovesAsync(() => Store.InsertFunctionAsync(new FunctionEntity("f", "command", "true", null, null, null, 5, 1, [], null, T0, T0), default));
+    }
+
     // --- identity ----------------------------------------------------------------------------------
 
     [Fact]

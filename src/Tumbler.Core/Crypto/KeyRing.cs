@@ -354,12 +354,54 @@ public sealed class KeyRing
 
     /// <summary>
     /// Changes a key's state in memory after the store recorded it: takes effect for this node's next
-    /// Encrypt/Decrypt. Other nodes sharing the store learn it when they restart.
+    /// Encrypt/Decrypt. Other nodes sharing the store learn it from <see cref="RefreshAsync"/>.
     /// </summary>
     public void SetState(string keyId, bool enabled, DateTimeOffset? deletionDate)
     {
         var key = _keys[keyId];
         _keys[keyId] = key with { Entity = key.Entity with { Enabled = enabled, DeletionDate = deletionDate } };
+    }
+
+    /// <summary>
+    /// Brings the ring up to the store after another node changed keys: new keys are unwrapped with the root key, states
+    /// and aliases replaced, deleted keys forgotten. A key this root key cannot unwrap (the root key was rotated on
+    /// another node) is left out and named in the returned list, so the caller can say so; the others still refresh.
+    /// </summary>
+    public async Task<IReadOnlyList<string>> RefreshAsync(ISecretStore store, byte[] rootKey, CancellationToken ct)
+    {
+        var entities = await store.ListKeysAsync(ct);
+        var unreadable = new List<string>();
+        foreach (var entity in entities)
+        {
+            if (_keys.TryGetValue(entity.KeyId, out var known))
+            {
+                _keys[entity.KeyId] = known with { Entity = entity };
+                continue;
+            }
+            try
+            {
+                _keys[entity.KeyId] = new KmsKey(entity, Envelope.Open(rootKey, entity.WrappedMaterial, KeyAssociatedData(entity.KeyId)));
+            }
+            catch (CryptographicException)
+            {
+                unreadable.Add(entity.KeyId);
+            }
+        }
+        var present = entities.Select(e => e.KeyId).ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in _keys.Keys.Where(id => !present.Contains(id)).ToList())
+        {
+            Remove(gone);
+        }
+        var aliases = entities.SelectMany(e => e.Aliases.Select(alias => (alias, e.KeyId))).ToDictionary(a => a.alias, a => a.KeyId, StringComparer.Ordinal);
+        foreach (var stale in _aliases.Keys.Where(alias => !aliases.ContainsKey(alias)).ToList())
+        {
+            _aliases.TryRemove(stale, out _);
+        }
+        foreach (var (alias, keyId) in aliases)
+        {
+            _aliases[alias] = keyId;
+        }
+        return unreadable;
     }
 
     /// <summary>Forgets a key (and its aliases) after the store deleted it; its material is zeroed.</summary>

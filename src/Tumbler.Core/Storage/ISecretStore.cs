@@ -14,6 +14,12 @@ public interface ISecretStore : IAsyncDisposable
     Task<bool> HasDataAsync(CancellationToken ct);
 
     Task<string?> GetSettingAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// A number that changes (at least) with every change to users, access keys, policies, KMS-like keys or functions
+    /// (in the same transaction): a node sharing the store polls it to learn of changes another node made.
+    /// </summary>
+    Task<long> GetConfigurationGenerationAsync(CancellationToken ct);
     Task SetSettingAsync(string name, string value, CancellationToken ct);
 
     Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct);

@@ -22,6 +22,7 @@ using Prometheus;
 using Tumbler.Rotators;
 using Tumbler.Rotators.External;
 using Tumbler.Server.Protocol;
+using Tumbler.Storage.Postgres;
 using Tumbler.Storage.Sqlite;
 using Tumbler.Server.Transport;
 
@@ -60,7 +61,7 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
-        var store = await OpenStoreAsync(options.DataDirectory, output, ct);
+        var store = await OpenStoreAsync(options, output, ct);
         try
         {
             certificate ??= TlsCertificates.Load(options, output);
@@ -183,6 +184,11 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton<ApiEndpoint>();
         services.AddSingleton(new AccessKeyThrottle(options.RateLimit, options.RateBurst));
         services.AddHostedService<DeletionPurger>();
+        if (options.UsesSharedStore)
+        {
+            services.AddHostedService(sp => new SharedStoreWatcher(store, keyRing, rootKey, sp.GetRequiredService<IdentityService>(), options,
+                sp.GetRequiredService<ILogger<SharedStoreWatcher>>()));
+        }
 
         var app = builder.Build();
         app.UseTransport(transport);
@@ -217,26 +223,13 @@ public sealed class TumblerServer : IAsyncDisposable
         }
     }
 
-    private static async Task<ISecretStore> OpenStoreAsync(string dataDirectory, TextWriter output, CancellationToken ct)
+    private static async Task<ISecretStore> OpenStoreAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
-        try
+        var dataDirectory = options.DataDirectory;
+        CreateDataDirectory(dataDirectory, output);
+        if (options.UsesSharedStore)
         {
-            if (!Directory.Exists(dataDirectory))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(dataDirectory);
-                }
-                else
-                {
-                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                }
-                await output.WriteLineAsync($"Created data directory {Path.GetFullPath(dataDirectory)}");
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
+            return await OpenPostgresStoreAsync(options.Store!, ct);
         }
         var databasePath = Path.Combine(dataDirectory, ServerOptions.DatabaseFile);
         if (!File.Exists(databasePath) && !OperatingSystem.IsWindows())
@@ -262,6 +255,53 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             await store.DisposeAsync();
             throw new StartupException($"Cannot open the store in {dataDirectory}: {e.Message}");
+        }
+    }
+
+    private static void CreateDataDirectory(string dataDirectory, TextWriter output)
+    {
+        try
+        {
+            if (!Directory.Exists(dataDirectory))
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(dataDirectory);
+                }
+                else
+                {
+                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+                output.WriteLine($"Created data directory {Path.GetFullPath(dataDirectory)}");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
+        }
+    }
+
+    /// <summary>The PostgreSQL store; the message of a failure names the server but never the password.</summary>
+    private static async Task<ISecretStore> OpenPostgresStoreAsync(string connection, CancellationToken ct)
+    {
+        PostgresSecretStore store;
+        try
+        {
+            store = new PostgresSecretStore(connection);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new StartupException($"--store: {e.Message}");
+        }
+        try
+        {
+            await store.InitializeAsync(ct);
+            return store;
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            await store.DisposeAsync();
+            throw new StartupException($"Cannot open the PostgreSQL store {PostgresSecretStore.Mask(connection)}: {e.Message}");
         }
     }
 

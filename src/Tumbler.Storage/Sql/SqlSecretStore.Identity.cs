@@ -28,9 +28,8 @@ public abstract partial class SqlSecretStore
     }
 
     public Task<bool> InsertUserAsync(UserEntity user, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             await using var command = Command(sql.Connection, sql.Transaction,
                 "INSERT INTO iam_users (name, user_id, arn, created) VALUES (@name, @id, @arn, @created) ON CONFLICT (name) DO NOTHING",
                 ("@name", user.UserName), ("@id", user.UserId), ("@arn", user.Arn), ("@created", user.CreatedDate.ToUnixTimeMilliseconds()));
@@ -38,9 +37,8 @@ public abstract partial class SqlSecretStore
         }, ct);
 
     public Task<UserDeletion> DeleteUserAsync(string userName, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             var dependents = Convert.ToInt64(await Scalar(sql.Connection, sql.Transaction,
                 "SELECT (SELECT COUNT(*) FROM iam_access_keys WHERE user_name = @name) + (SELECT COUNT(*) FROM iam_user_policies WHERE user_name = @name)",
                 ct, ("@name", userName)));
@@ -75,9 +73,8 @@ public abstract partial class SqlSecretStore
     }
 
     public Task<AccessKeyInsertion> InsertAccessKeyAsync(AccessKeyEntity key, int maxPerUser, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             if (await Scalar(sql.Connection, sql.Transaction, "SELECT 1 FROM iam_users WHERE name = @name", ct, ("@name", key.UserName)) is null)
             {
                 return AccessKeyInsertion.NoSuchUser;
@@ -102,9 +99,8 @@ public abstract partial class SqlSecretStore
         ChangeOneRowAsync("DELETE FROM iam_access_keys WHERE access_key_id = @id AND user_name = @name", ct, ("@id", accessKeyId), ("@name", userName));
 
     public Task<bool> PutUserPolicyAsync(UserPolicyEntity policy, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             if (await Scalar(sql.Connection, sql.Transaction, "SELECT 1 FROM iam_users WHERE name = @name", ct, ("@name", policy.UserName)) is null)
             {
                 return false;
@@ -134,9 +130,8 @@ public abstract partial class SqlSecretStore
     }
 
     private Task<bool> ChangeOneRowAsync(string statement, CancellationToken ct, params (string, object?)[] parameters) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             await using var command = Command(sql.Connection, sql.Transaction, statement, parameters);
             return await command.ExecuteNonQueryAsync(ct) == 1;
         }, ct);

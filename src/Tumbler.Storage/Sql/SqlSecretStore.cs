@@ -61,6 +61,17 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             ct, ("@name", name), ("@value", value));
     }
 
+    private const string ConfigurationGenerationSetting = "configuration_generation";
+
+    public async Task<long> GetConfigurationGenerationAsync(CancellationToken ct) =>
+        await GetSettingAsync(ConfigurationGenerationSetting, ct) is { } value ? long.Parse(value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+
+    /// <summary>Called inside every transaction that changes users, keys, policies, KMS-like keys or functions.</summary>
+    private static Task ConfigurationChangedAsync(Writer sql, CancellationToken ct) => Execute(sql.Connection, sql.Transaction, """
+        INSERT INTO settings (name, value) VALUES (@name, '1')
+        ON CONFLICT (name) DO UPDATE SET value = CAST(CAST(settings.value AS BIGINT) + 1 AS TEXT)
+        """, ct, ("@name", ConfigurationGenerationSetting));
+
     public async Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
@@ -161,9 +172,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     }
 
     public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             var current = await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", RootKeyCheckSetting)) as string;
             if (current != rootKeyCheck)
             {
@@ -201,9 +211,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         }, ct);
 
     public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             var prepared = await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", NextRootKeyCheckSetting)) as string;
             if (prepared != nextRootKeyCheck)
             {
@@ -227,9 +236,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         }, ct);
 
     public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             await using var command = Command(sql.Connection, sql.Transaction,
                 "UPDATE kms_keys SET enabled = @enabled, deletion_date = @deletion WHERE key_id = @id",
                 ("@enabled", enabled ? 1 : 0), ("@deletion", deletionDate?.ToUnixTimeMilliseconds()), ("@id", keyId));
@@ -237,9 +245,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         }, ct);
 
     public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             var ids = new List<string>();
             await using (var command = Command(sql.Connection, sql.Transaction, """
                 SELECT key_id FROM kms_keys k WHERE deletion_date IS NOT NULL AND deletion_date <= @now
@@ -261,9 +268,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         }, ct);
 
     public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) =>
-        WriteAsync(async writer =>
+        ChangeConfigurationAsync(async sql =>
         {
-            var sql = (Writer)writer;
             await using var command = Command(sql.Connection, sql.Transaction,
                 "INSERT INTO kms_aliases (alias, key_id) VALUES (@alias, @id) ON CONFLICT (alias) DO NOTHING", ("@alias", alias), ("@id", keyId));
             return await command.ExecuteNonQueryAsync(ct) == 1;
@@ -282,6 +288,16 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         await scope.Transaction.CommitAsync(ct);
         return result;
     }
+
+    /// <summary>A write that changes configuration other nodes cache (see <see cref="GetConfigurationGenerationAsync"/>).</summary>
+    private Task<T> ChangeConfigurationAsync<T>(Func<Writer, Task<T>> work, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            var result = await work(sql);
+            await ConfigurationChangedAsync(sql, ct);
+            return result;
+        }, ct);
 
     public abstract ValueTask DisposeAsync();
 
