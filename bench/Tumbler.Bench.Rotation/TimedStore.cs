@@ -58,6 +58,8 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
     public Task<bool> HasDataAsync(CancellationToken ct) => Read(() => inner.HasDataAsync(ct));
     public Task<string?> GetSettingAsync(string name, CancellationToken ct) => Read(() => inner.GetSettingAsync(name, ct));
     public Task SetSettingAsync(string name, string value, CancellationToken ct) => Write(() => inner.SetSettingAsync(name, value, ct));
+    public Task<string> InitializeSettingAsync(string name, string value, CancellationToken ct) => Write(() => inner.InitializeSettingAsync(name, value, ct));
+    public Task<long> GetConfigurationGenerationAsync(CancellationToken ct) => Read(() => inner.GetConfigurationGenerationAsync(ct));
     public Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct) => Read(() => inner.FindSecretAsync(region, lookup, ct));
     public Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct) => Read(() => inner.ReadValueAsync(secretKey, versionId, ct));
     public Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct) =>
@@ -66,7 +68,7 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
         Write(() => inner.SetLastAccessedAsync(secretKey, versionId, date, ct));
     public Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeDeletedAsync(now, ct));
     public Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct) => Read(() => inner.ListKeysAsync(ct));
-    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, rootKeyCheck, ct));
+    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, rootKeyCheck, ct));
     public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
         Write(() => inner.UpdateKeyStateAsync(keyId, enabled, deletionDate, ct));
     public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeKeysAsync(now, ct));

@@ -93,12 +93,18 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Settings_are_created_read_and_replaced()
+    public async Task Settings_are_created_read_and_replaced_and_initialized_once()
     {
         Assert.Null(await Store.GetSettingAsync("missing", default));
         await Store.SetSettingAsync("name", "one", default);
         await Store.SetSettingAsync("name", "two", default);
         Assert.Equal("two", await Store.GetSettingAsync("name", default));
+
+        var other = await OpenAsync();
+        var stored = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(() =>
+            (i % 2 == 0 ? Store : other).InitializeSettingAsync("first", $"node-{i}", default))));
+        Assert.Single(stored.Distinct());
+        Assert.Equal(stored[0], await Store.GetSettingAsync("first", default));
     }
 
     // --- secrets and versions ----------------------------------------------------------------------
@@ -411,8 +417,9 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     public async Task Keys_are_inserted_under_the_current_root_key_check_only_with_their_aliases()
     {
         await Store.SetSettingAsync("root_key_check", "check-1", default);
-        await Store.InsertKeyAsync(NewKey("k1", "alias/one", "alias/uno"), "check-1", default);
+        Assert.True(await Store.InsertKeyAsync(NewKey("k1", "alias/one", "alias/uno"), "check-1", default));
         await Assert.ThrowsAsync<InvalidOperationException>(() => Store.InsertKeyAsync(NewKey("k2"), "check-0", default));
+        Assert.False(await Store.InsertKeyAsync(NewKey("k3", "alias/new", "alias/uno"), "check-1", default)); // an alias is taken: nothing stored
         Assert.True(await Store.HasDataAsync(default));
         Assert.True(await Store.InsertAliasAsync("alias/two", "k1", default));
         Assert.False(await Store.InsertAliasAsync("alias/one", "k1", default));

@@ -46,8 +46,12 @@ public sealed class KeyRing
             {
                 throw new RootKeyMismatchException("The store holds data but no root key check value; refusing to guess the root key.");
             }
-            check = NewRootKeyCheck(rootKey);
-            await store.SetSettingAsync(RootKeyCheckSetting, check, ct);
+            // Nodes starting together on a new shared store: the first check value stored wins, and must be for this root key.
+            check = await store.InitializeSettingAsync(RootKeyCheckSetting, NewRootKeyCheck(rootKey), ct);
+            if (!IsRootKeyFor(check, rootKey))
+            {
+                throw new RootKeyMismatchException("The root key is not the one this store was created with.");
+            }
         }
         else
         {
@@ -80,9 +84,10 @@ public sealed class KeyRing
         {
             ring.Add(entity, Envelope.Open(rootKey, entity.WrappedMaterial, KeyAssociatedData(entity.KeyId)));
         }
-        if (!ring._aliases.ContainsKey(DefaultAlias))
+        if (!ring._aliases.ContainsKey(DefaultAlias)
+            && await ring.TryCreateKeyAsync(store, rootKey, "Default key that protects my Secrets Manager data", [DefaultAlias], time, ct) is null)
         {
-            await ring.CreateKeyAsync(store, rootKey, "Default key that protects my Secrets Manager data", [DefaultAlias], time, ct);
+            await ring.RefreshAsync(store, rootKey, ct); // another node created the default key meanwhile
         }
         return ring;
     }
@@ -155,13 +160,23 @@ public sealed class KeyRing
     }
 
     public async Task<KmsKeyEntity> CreateKeyAsync(ISecretStore store, byte[] rootKey, string description,
+        IReadOnlyList<string> aliases, TimeProvider time, CancellationToken ct) =>
+        await TryCreateKeyAsync(store, rootKey, description, aliases, time, ct)
+            ?? throw new InvalidOperationException("An alias of the new key exists already.");
+
+    /// <summary>Null (nothing stored) when one of <paramref name="aliases"/> exists already.</summary>
+    private async Task<KmsKeyEntity?> TryCreateKeyAsync(ISecretStore store, byte[] rootKey, string description,
         IReadOnlyList<string> aliases, TimeProvider time, CancellationToken ct)
     {
         var keyId = Guid.NewGuid().ToString();
         var material = RandomNumberGenerator.GetBytes(Envelope.KeySize);
         var entity = new KmsKeyEntity(keyId, $"{_arnPrefix}key/{keyId}", description, Enabled: true, time.GetUtcNow(),
             Envelope.Seal(rootKey, material, KeyAssociatedData(keyId)), aliases);
-        await store.InsertKeyAsync(entity, _rootKeyCheck, ct);
+        if (!await store.InsertKeyAsync(entity, _rootKeyCheck, ct))
+        {
+            CryptographicOperations.ZeroMemory(material);
+            return null;
+        }
         Add(entity, material);
         return entity;
     }

@@ -21,6 +21,8 @@ public interface ISecretStore : IAsyncDisposable
     /// </summary>
     Task<long> GetConfigurationGenerationAsync(CancellationToken ct);
     Task SetSettingAsync(string name, string value, CancellationToken ct);
+    /// <summary>Stores the value unless the setting exists (nodes starting together on a new store); returns the stored value.</summary>
+    Task<string> InitializeSettingAsync(string name, string value, CancellationToken ct);
 
     Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct);
     Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct);
@@ -36,10 +38,11 @@ public interface ISecretStore : IAsyncDisposable
 
     Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
     /// <summary>
-    /// Inserts a key wrapped under the root key whose check value is <paramref name="rootKeyCheck"/>; throws
-    /// <see cref="InvalidOperationException"/> when the store's root key check value is another (the root key was rotated meanwhile).
+    /// Inserts a key wrapped under the root key whose check value is <paramref name="rootKeyCheck"/>; false (nothing stored) when
+    /// one of its aliases exists already. Throws <see cref="InvalidOperationException"/> when the store's root key check value
+    /// is another (the root key was rotated meanwhile).
     /// </summary>
-    Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct);
+    Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct);
 
     /// <summary>
     /// Root key rotation, first half: records every key's material wrapped under the next root key beside the

@@ -54,6 +54,15 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         return await Scalar(connection, null, "SELECT value FROM settings WHERE name = @name", ct, ("@name", name)) as string;
     }
 
+    public Task<string> InitializeSettingAsync(string name, string value, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            await Execute(sql.Connection, sql.Transaction, "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO NOTHING",
+                ct, ("@name", name), ("@value", value));
+            return (string)(await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", name)))!;
+        }, ct);
+
     public async Task SetSettingAsync(string name, string value, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
@@ -171,13 +180,20 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         return keys;
     }
 
-    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
+    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
         ChangeConfigurationAsync(async sql =>
         {
             var current = await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", RootKeyCheckSetting)) as string;
             if (current != rootKeyCheck)
             {
                 throw new InvalidOperationException("The store's root key was rotated since this server started; restart it with the new root key to create keys.");
+            }
+            foreach (var alias in key.Aliases)
+            {
+                if (await Scalar(sql.Connection, sql.Transaction, "SELECT 1 FROM kms_aliases WHERE alias = @alias", ct, ("@alias", alias)) is not null)
+                {
+                    return false;
+                }
             }
             await Execute(sql.Connection, sql.Transaction,
                 "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES (@id, @arn, @description, @enabled, @created, @wrapped)",
