@@ -11,7 +11,7 @@ namespace Tumbler.IntegrationTests.Faults;
 /// or wholly absent, and the staging labels of every secret obey their invariants.
 /// </summary>
 [Trait("Category", "Integration")]
-public sealed class CrashConsistencyTests
+public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const int Rounds = 5;
     private const int Secrets = 4;
@@ -81,9 +81,10 @@ public sealed class CrashConsistencyTests
             {
                 await Task.Delay(5);
             }
+            // No new requests from here; the ones in flight meet the kill.
+            await stop.CancelAsync();
             killedWith.Add(Volatile.Read(ref acknowledgedThisRound));
             server.Kill();
-            await stop.CancelAsync();
             await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(60));
             Assert.True(killedWith[^1] > 0, $"round {round}: no write was acknowledged before the kill\n{server.StandardError}");
             inFlightAtKills += puts.Values.Count(p => p.State == (int)Outcome.Unknown);
@@ -94,19 +95,22 @@ public sealed class CrashConsistencyTests
             using var client = last.ApiClient();
             await VerifyAsync(client, names, puts, "after the last restart");
         }
+        output.WriteLine($"acknowledged per round before the kill: {string.Join(", ", killedWith)}; puts in flight at the kills: {inFlightAtKills}; "
+            + $"versions written: {puts.Count}");
         // The kills must have hit writes in flight, or the test proved nothing about them.
         Assert.True(inFlightAtKills > 0, $"no write was in flight at any kill (acknowledged per round before it: {string.Join(", ", killedWith)})");
     }
 
     /// <summary>
     /// One client on one secret: new versions with their own ClientRequestToken, and now and then a label move
-    /// (the custom label, or AWSCURRENT back to an older version), until the round stops or its puts are done.
+    /// (the custom label, or AWSCURRENT back to an older version), until told to stop or its puts are done. A request
+    /// already sent is never cancelled by the client: it is the kill that cuts it.
     /// </summary>
-    private static async Task WriteAsync(TumblerServer server, string secretId, int writer, ConcurrentDictionary<string, Put> puts, Func<int> acknowledged, CancellationToken stop)
+    private static async Task WriteAsync(TumblerServer server, string secretId, int writer, ConcurrentDictionary<string, Put> puts, Func<int> acknowledged, CancellationToken stopSending)
     {
         using var client = server.ApiClient();
         var random = new Random(writer * 7919 + Environment.TickCount);
-        for (var done = 0; done < PutsPerClientPerRound && !stop.IsCancellationRequested;)
+        for (var done = 0; done < PutsPerClientPerRound && !stopSending.IsCancellationRequested;)
         {
             try
             {
@@ -118,7 +122,7 @@ public sealed class CrashConsistencyTests
                     done++;
                     try
                     {
-                        await client.SecretsManagerAsync("PutSecretValue", new { SecretId = secretId, ClientRequestToken = put.Token, SecretString = put.Value }, stop);
+                        await client.SecretsManagerAsync("PutSecretValue", new { SecretId = secretId, ClientRequestToken = put.Token, SecretString = put.Value }, CancellationToken.None);
                         put.State = (int)Outcome.Acknowledged;
                         acknowledged();
                     }
@@ -134,11 +138,11 @@ public sealed class CrashConsistencyTests
                     var label = dice < 8 ? CustomLabel : "AWSCURRENT";
                     var candidates = puts.Values.Where(p => p.SecretId == secretId && p.State == (int)Outcome.Acknowledged).ToList();
                     var target = candidates[random.Next(candidates.Count)].Token;
-                    var describe = await client.SecretsManagerAsync("DescribeSecret", new { SecretId = secretId }, stop);
+                    var describe = await client.SecretsManagerAsync("DescribeSecret", new { SecretId = secretId }, CancellationToken.None);
                     var holder = describe.GetProperty("VersionIdsToStages").EnumerateObject()
                         .Where(p => p.Value.EnumerateArray().Any(l => l.GetString() == label)).Select(p => p.Name).FirstOrDefault();
                     await client.SecretsManagerAsync("UpdateSecretVersionStage",
-                        new { SecretId = secretId, VersionStage = label, MoveToVersionId = target, RemoveFromVersionId = holder }, stop);
+                        new { SecretId = secretId, VersionStage = label, MoveToVersionId = target, RemoveFromVersionId = holder }, CancellationToken.None);
                 }
             }
             catch (TumblerApiException e) when (e.StatusCode == 400 && e.ErrorCode is "InvalidParameterException")
