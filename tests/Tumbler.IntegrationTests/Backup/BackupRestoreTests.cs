@@ -30,10 +30,10 @@ public sealed class BackupRestoreTests
     private static TumblerServerOptions WithRootKey(string dataDir, string rootKey) =>
         new() { DataDir = dataDir, Environment = new Dictionary<string, string> { ["TUMBLER_ROOT_KEY"] = rootKey } };
 
-    private static JsonApiClient Client(TumblerServer server) => SignedApi.RootClient(server);
+    private static JsonApiClient Client(TumblerServer server) => server.ApiClient();
 
     private static Task<JsonElement> Call(JsonApiClient client, string operation, object request, CancellationToken ct = default) =>
-        SignedApi.CallAsync(client, operation, request, ct);
+        client.SecretsManagerAsync(operation, request, ct);
 
     [Fact]
     public async Task A_backup_under_write_load_restores_every_acknowledged_write_with_valid_labels()

@@ -60,9 +60,9 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         ProcessRunner.RunAsync(TumblerServer.DotnetHost, [TumblerServer.TumblerDll, .. args, "--endpoint-url", server.Endpoint],
             ProcessRunner.BaseEnvironment(accessKeyId, secretAccessKey));
 
-    private static JsonApiClient RootClient(TumblerServer server) => SignedApi.RootClient(server);
+    private static JsonApiClient RootClient(TumblerServer server) => server.ApiClient();
 
-    private static Task<JsonElement> CallAsync(JsonApiClient client, string operation, object body) => SignedApi.CallAsync(client, operation, body);
+    private static Task<JsonElement> CallAsync(JsonApiClient client, string operation, object body) => client.SecretsManagerAsync(operation, body);
 
     // Polling and reads go through an in-process signed client: a process per poll would cost more than the rotations.
     private static async Task<string> ValueAsync(TumblerServer server, string secretId, string stage = "AWSCURRENT")

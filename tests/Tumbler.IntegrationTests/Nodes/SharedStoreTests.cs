@@ -156,7 +156,7 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         await using var cluster = await Cluster.CreateAsync();
         await using var db = await Postgres.ConnectAsync();
         var nodes = await cluster.StartNodesAsync(3);
-        var clients = nodes.Select(SignedApi.RootClient).ToArray();
+        var clients = nodes.Select(n => n.ApiClient()).ToArray();
         var users = new List<(string User, string Initial)>();
         for (var i = 0; i < Count; i++)
         {
@@ -170,7 +170,7 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         await Parallel.ForEachAsync(users.Select((u, i) => (u.User, u.Initial, Client: clients[i % clients.Length])),
             new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (item, ct) =>
             {
-                await SignedApi.CallAsync(item.Client, "CreateSecret", new
+                await item.Client.SecretsManagerAsync("CreateSecret", new
                 {
                     Name = $"due/{item.User}",
                     ClientRequestToken = Guid.NewGuid().ToString(),
@@ -180,7 +180,7 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
                         ["password"] = item.Initial, ["ssl"] = false,
                     }.ToJsonString(),
                 }, ct);
-                await SignedApi.CallAsync(item.Client, "RotateSecret", new
+                await item.Client.SecretsManagerAsync("RotateSecret", new
                 {
                     SecretId = $"due/{item.User}", RotationLambdaARN = PostgresSingleUserArn,
                     RotationRules = new { AutomaticallyAfterDays = 1 }, RotateImmediately = false, ClientRequestToken = Guid.NewGuid().ToString(),
@@ -202,12 +202,12 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         await Parallel.ForEachAsync(users, new ParallelOptions { MaxDegreeOfParallelism = 6 }, async (u, ct) =>
         {
             var client = clients[Math.Abs(u.User.GetHashCode(StringComparison.Ordinal)) % clients.Length];
-            var versions = (await SignedApi.CallAsync(client, "ListSecretVersionIds", new { SecretId = $"due/{u.User}", IncludeDeprecated = true }, ct))
+            var versions = (await client.SecretsManagerAsync("ListSecretVersionIds", new { SecretId = $"due/{u.User}", IncludeDeprecated = true }, ct))
                 .GetProperty("Versions").GetArrayLength();
             Assert.True(versions == 2, $"due/{u.User} has {versions} versions");
             string Password(JsonElement value) => JsonNode.Parse(value.GetProperty("SecretString").GetString()!)!["password"]!.GetValue<string>();
-            var previous = Password(await SignedApi.CallAsync(client, "GetSecretValue", new { SecretId = $"due/{u.User}", VersionStage = "AWSPREVIOUS" }, ct));
-            var current = Password(await SignedApi.CallAsync(client, "GetSecretValue", new { SecretId = $"due/{u.User}" }, ct));
+            var previous = Password(await client.SecretsManagerAsync("GetSecretValue", new { SecretId = $"due/{u.User}", VersionStage = "AWSPREVIOUS" }, ct));
+            var current = Password(await client.SecretsManagerAsync("GetSecretValue", new { SecretId = $"due/{u.User}" }, ct));
             Assert.Equal(u.Initial, previous);
             Assert.True(await Postgres.CanLoginAsync(u.User, current), $"AWSCURRENT of due/{u.User} does not log in");
             Assert.False(await Postgres.CanLoginAsync(u.User, u.Initial));
@@ -265,11 +265,11 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
     {
         await using var cluster = await Cluster.CreateAsync();
         var nodes = await cluster.StartNodesAsync(3);
-        var clients = nodes.Select(SignedApi.RootClient).ToArray();
+        var clients = nodes.Select(n => n.ApiClient()).ToArray();
         var names = Enumerable.Range(0, 4).Select(i => $"storm/{i}").ToArray();
         foreach (var name in names)
         {
-            await SignedApi.CallAsync(clients[0], "CreateSecret", new { Name = name, SecretString = "v0", ClientRequestToken = Guid.NewGuid().ToString() });
+            await clients[0].SecretsManagerAsync("CreateSecret", new { Name = name, SecretString = "v0", ClientRequestToken = Guid.NewGuid().ToString() });
         }
 
         var acknowledged = 0;
@@ -286,17 +286,17 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
                     switch (random.Next(3))
                     {
                         case 0:
-                            await SignedApi.CallAsync(client, "PutSecretValue", new { SecretId = name, SecretString = $"w{worker}-{i}", ClientRequestToken = Guid.NewGuid().ToString() }, ct);
+                            await client.SecretsManagerAsync("PutSecretValue", new { SecretId = name, SecretString = $"w{worker}-{i}", ClientRequestToken = Guid.NewGuid().ToString() }, ct);
                             break;
                         case 1: // a repeated token: the first put of it creates a version, the repeats nothing (or a conflict on another secret's value)
-                            await SignedApi.CallAsync(client, "PutSecretValue", new { SecretId = name, SecretString = $"repeat-{worker}", ClientRequestToken = repeatable }, ct);
+                            await client.SecretsManagerAsync("PutSecretValue", new { SecretId = name, SecretString = $"repeat-{worker}", ClientRequestToken = repeatable }, ct);
                             break;
                         default:
-                            var versions = (await SignedApi.CallAsync(client, "ListSecretVersionIds", new { SecretId = name }, ct)).GetProperty("Versions");
+                            var versions = (await client.SecretsManagerAsync("ListSecretVersionIds", new { SecretId = name }, ct)).GetProperty("Versions");
                             var target = versions[random.Next(versions.GetArrayLength())].GetProperty("VersionId").GetString()!;
                             var stage = random.Next(2) == 0 ? "AWSCURRENT" : "custom";
                             var holder = versions.EnumerateArray().FirstOrDefault(v => v.GetProperty("VersionStages").EnumerateArray().Any(s => s.GetString() == stage));
-                            await SignedApi.CallAsync(client, "UpdateSecretVersionStage", new
+                            await client.SecretsManagerAsync("UpdateSecretVersionStage", new
                             {
                                 SecretId = name, VersionStage = stage,
                                 MoveToVersionId = target,
@@ -316,17 +316,13 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
 
         foreach (var name in names)
         {
-            var versions = (await SignedApi.CallAsync(clients[1], "ListSecretVersionIds", new { SecretId = name, IncludeDeprecated = true })).GetProperty("Versions");
-            var labels = versions.EnumerateArray().SelectMany(v => v.GetProperty("VersionStages").EnumerateArray().Select(s => s.GetString()!)).ToList();
-            Assert.Equal(1, labels.Count(l => l == "AWSCURRENT"));
-            Assert.True(labels.Count(l => l == "AWSPREVIOUS") <= 1, $"{name}: {string.Join(",", labels)}");
-            Assert.Equal(labels.Count, labels.Distinct().Count()); // every label on exactly one version
-            foreach (var version in versions.EnumerateArray())
+            var versions = await clients[1].VersionsAsync(name);
+            ApiCalls.AssertLabelInvariants(name, versions);
+            foreach (var id in versions.Keys)
             {
                 // Every version has its value (no half-written put).
-                var id = version.GetProperty("VersionId").GetString()!;
-                Assert.False(string.IsNullOrEmpty((await SignedApi.CallAsync(clients[2], "GetSecretValue", new { SecretId = name, VersionId = id }))
-                    .GetProperty("SecretString").GetString()));
+                var value = await clients[2].SecretsManagerAsync("GetSecretValue", new { SecretId = name, VersionId = id });
+                Assert.False(string.IsNullOrEmpty(value.GetProperty("SecretString").GetString()));
             }
         }
     }
