@@ -8,11 +8,13 @@ using Tumbler.Storage.Sqlite;
 namespace Tumbler.Cli;
 
 /// <summary>
-/// <c>tumbler keys rotate-root --data-dir DIR --new-root-key-file FILE</c>: re-wraps every KMS-like key under a new
-/// root key, directly on the store (run it with the server stopped). Crash-safe (see <see cref="KeyRing.RotateRootKeyAsync"/>):
-/// interrupted before the switch, the server starts with either key; after it, with the new key only. When the current
-/// key was DATA_DIR/root.key, that file is replaced by the new key once the store has switched; running the command
-/// again with the same new key finishes an interrupted run.
+/// <c>tumbler keys rotate-root --data-dir DIR --new-root-key-file FILE</c>: re-wraps every KMS-like key material under a
+/// new root key, directly on the store, online: a server running on DIR keeps serving throughout. Crash-safe (see
+/// <see cref="KeyRing.RotateRootKeyAsync"/>): interrupted before the switch, the store opens with either key; after it,
+/// with the new key only. When the current key is DATA_DIR/root.key, the new key is first written to
+/// DATA_DIR/root.key.next (where a running server finds it to wrap keys it creates meanwhile under both keys, and
+/// the new one after the switch), then renamed over root.key once the store has switched. Running the command again
+/// with the same new key finishes an interrupted run.
 /// </summary>
 internal static class RotateRootCommand
 {
@@ -23,7 +25,7 @@ internal static class RotateRootCommand
     {
         var dataDir = new Option<string>("--data-dir")
         {
-            Description = "Data directory of the store (stop the server first).",
+            Description = "Data directory of the store (a server running on it keeps serving).",
             DefaultValueFactory = _ => new ServerOptions().DataDirectory,
         };
         var newKeyFile = new Option<string>("--new-root-key-file")
@@ -38,7 +40,7 @@ internal static class RotateRootCommand
             HelpName = "FILE",
         };
         var command = new Command("rotate-root",
-            "Re-wrap every KMS-like key under a new root key, offline (server stopped), crash-safe; replaces DATA_DIR/root.key when that held the current key.")
+            "Re-wrap every KMS-like key under a new root key, online (a running server keeps serving), crash-safe; replaces DATA_DIR/root.key when that held the current key.")
         { dataDir, newKeyFile, currentKeyFile };
         command.SetAction(async (parse, ct) =>
         {
@@ -79,12 +81,19 @@ internal static class RotateRootCommand
             : (RootKeyFile.Read(dataDirKeyPath), dataDirKeyPath);
         var check = await store.GetSettingAsync(KeyRing.RootKeyCheckSetting, ct)
             ?? throw new InvalidOperationException("The store has no root key check value: start the server on it once first.");
+        var fromDataDir = source == dataDirKeyPath;
+        var nextKeyPath = Path.Combine(directory, ServerOptions.NextRootKeyFile);
         if (KeyRing.IsRootKeyFor(check, newKey))
         {
             Console.WriteLine("The store is already encrypted under the new root key.");
         }
         else
         {
+            if (fromDataDir)
+            {
+                // On disk before the store can need it: a server running on this directory reads it from there.
+                WriteKeyFile(nextKeyPath, newKey);
+            }
             var fault = Environment.GetEnvironmentVariable(FaultVariable);
             var count = await KeyRing.RotateRootKeyAsync(store, currentKey, newKey, point =>
             {
@@ -96,22 +105,27 @@ internal static class RotateRootCommand
             }, ct);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Re-wrapped {count} KMS-like keys under the new root key."));
         }
-        if (source == dataDirKeyPath && !RootKeyFile.Read(dataDirKeyPath).AsSpan().SequenceEqual(newKey))
+        if (fromDataDir && !RootKeyFile.Read(dataDirKeyPath).AsSpan().SequenceEqual(newKey))
         {
-            ReplaceKeyFile(dataDirKeyPath, newKey);
+            if (!File.Exists(nextKeyPath) || !RootKeyFile.Read(nextKeyPath).AsSpan().SequenceEqual(newKey))
+            {
+                WriteKeyFile(nextKeyPath, newKey);
+            }
+            // One rename: root.key holds the old key or the new one, never a partial file.
+            File.Move(nextKeyPath, dataDirKeyPath, overwrite: true);
             Console.WriteLine($"Replaced {Path.GetFullPath(dataDirKeyPath)} with the new root key.");
         }
-        else if (source != dataDirKeyPath)
+        else if (!fromDataDir)
         {
-            Console.WriteLine($"Start the server with the new root key now (it no longer opens with the key from {source}).");
+            Console.WriteLine($"Give the server the new root key before it next starts (the store no longer opens with the key from {source}); a running server keeps serving meanwhile.");
         }
         return 0;
     }
 
     /// <summary>Writes the key beside the file (mode 0600, flushed to disk), then renames it over the file.</summary>
-    private static void ReplaceKeyFile(string path, byte[] key)
+    private static void WriteKeyFile(string path, byte[] key)
     {
-        var temporary = path + ".new";
+        var temporary = path + ".tmp";
         var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
         if (!OperatingSystem.IsWindows())
         {

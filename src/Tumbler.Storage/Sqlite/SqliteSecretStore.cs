@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IFunctionStore
 {
-    public const int SchemaVersion = 4;
+    public const int SchemaVersion = 5;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -173,6 +173,28 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
                 PRAGMA user_version = 4;
                 """, ct);
             await transaction.CommitAsync(ct);
+            version = 4;
+        }
+        if (version == 4)
+        {
+            // Key material rotation: a key's materials are versions in their own table; a key's existing material
+            // becomes its version 1, bytes unchanged, so every value already stored stays readable with no rewrite.
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                CREATE TABLE kms_key_materials (
+                    key_id TEXT NOT NULL REFERENCES kms_keys(key_id),
+                    version INTEGER NOT NULL,
+                    created INTEGER NOT NULL,
+                    wrapped BLOB NOT NULL,
+                    wrapped_next BLOB,
+                    PRIMARY KEY (key_id, version));
+                INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next)
+                    SELECT key_id, 1, created, wrapped, wrapped_next FROM kms_keys;
+                ALTER TABLE kms_keys DROP COLUMN wrapped;
+                ALTER TABLE kms_keys DROP COLUMN wrapped_next;
+                PRAGMA user_version = 5;
+                """, ct);
+            await transaction.CommitAsync(ct);
         }
     }
 
@@ -288,34 +310,47 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
                 aliases.Add((reader.GetString(0), reader.GetString(1)));
             }
         }
+        var materials = new List<(string KeyId, KeyMaterialEntity Material)>();
+        await using (var command = Command(connection, null, "SELECT key_id, version, created, wrapped, wrapped_next FROM kms_key_materials ORDER BY key_id, version"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                materials.Add((reader.GetString(0), new KeyMaterialEntity(reader.GetInt32(1), FromMs(reader.GetInt64(2)), (byte[])reader.GetValue(3),
+                    reader.IsDBNull(4) ? null : (byte[])reader.GetValue(4))));
+            }
+        }
         var keys = new List<KmsKeyEntity>();
-        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped, deletion_date FROM kms_keys ORDER BY created"))
+        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, deletion_date FROM kms_keys ORDER BY created"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
                 var keyId = reader.GetString(0);
-                keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3) != 0,
-                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
-                    reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6))));
+                keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), reader.GetInt64(3) != 0, FromMs(reader.GetInt64(4)),
+                    [.. materials.Where(m => m.KeyId == keyId).Select(m => m.Material)], [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
+                    reader.IsDBNull(5) ? null : FromMs(reader.GetInt64(5))));
             }
         }
         return keys;
     }
 
-    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
+    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
-            var current = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", RootKeyCheckSetting)) as string;
-            if (current != rootKeyCheck)
+            if (!await RootKeyChecksAre(sqlite, rootKeyCheck, nextRootKeyCheck, ct))
             {
-                throw new InvalidOperationException("The store's root key was rotated since this server started; restart it with the new root key to create keys.");
+                return false;
             }
             await Execute(sqlite.Connection, sqlite.Transaction,
-                "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES ($id, $arn, $description, $enabled, $created, $wrapped)",
+                "INSERT INTO kms_keys (key_id, arn, description, enabled, created) VALUES ($id, $arn, $description, $enabled, $created)",
                 ct, ("$id", key.KeyId), ("$arn", key.Arn), ("$description", key.Description), ("$enabled", key.Enabled ? 1 : 0),
-                ("$created", key.CreatedDate.ToUnixTimeMilliseconds()), ("$wrapped", key.WrappedMaterial));
+                ("$created", key.CreatedDate.ToUnixTimeMilliseconds()));
+            foreach (var material in key.Materials)
+            {
+                await InsertMaterial(sqlite, key.KeyId, material, ct);
+            }
             foreach (var alias in key.Aliases)
             {
                 await Execute(sqlite.Connection, sqlite.Transaction, "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id)",
@@ -324,18 +359,58 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             return true;
         }, ct);
 
-    private const string RootKeyCheckSetting = "root_key_check";
-    private const string NextRootKeyCheckSetting = "root_key_check_next";
-
-    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+    public Task<bool> InsertKeyMaterialAsync(string keyId, KeyMaterialEntity material, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
-            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
-            foreach (var (keyId, wrapped) in wrappedNext)
+            if (!await RootKeyChecksAre(sqlite, rootKeyCheck, nextRootKeyCheck, ct)
+                || await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT 1 FROM kms_key_materials WHERE key_id = $id AND version = $version", ct,
+                    ("$id", keyId), ("$version", material.Version)) is not null)
             {
-                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = $wrapped WHERE key_id = $id", ct,
-                    ("$wrapped", wrapped), ("$id", keyId));
+                return false;
+            }
+            await InsertMaterial(sqlite, keyId, material, ct);
+            return true;
+        }, ct);
+
+    private static Task InsertMaterial(Writer sqlite, string keyId, KeyMaterialEntity material, CancellationToken ct) =>
+        Execute(sqlite.Connection, sqlite.Transaction,
+            "INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next) VALUES ($id, $version, $created, $wrapped, $next)", ct,
+            ("$id", keyId), ("$version", material.Version), ("$created", material.CreatedDate.ToUnixTimeMilliseconds()),
+            ("$wrapped", material.Wrapped), ("$next", material.WrappedNext));
+
+    /// <summary>True when the store's root key check value and next root key check value (null: no rotation prepared) are these.</summary>
+    private static async Task<bool> RootKeyChecksAre(Writer sqlite, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
+        await Setting(sqlite, RootKeyCheckSetting, ct) == rootKeyCheck && await Setting(sqlite, NextRootKeyCheckSetting, ct) == nextRootKeyCheck;
+
+    private static async Task<string?> Setting(Writer sqlite, string name, CancellationToken ct) =>
+        await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", name)) as string;
+
+    private const string RootKeyCheckSetting = "root_key_check";
+    private const string NextRootKeyCheckSetting = "root_key_check_next";
+
+    public Task<bool> PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck,
+        CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            var stored = new HashSet<(string, int)>();
+            await using (var command = Command(sqlite.Connection, sqlite.Transaction, "SELECT key_id, version FROM kms_key_materials"))
+            await using (var reader = await command.ExecuteReaderAsync(ct))
+            {
+                while (await reader.ReadAsync(ct))
+                {
+                    stored.Add((reader.GetString(0), reader.GetInt32(1)));
+                }
+            }
+            if (!stored.SetEquals(wrappedNext.Keys))
+            {
+                return false;
+            }
+            foreach (var ((keyId, version), wrapped) in wrappedNext)
+            {
+                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_key_materials SET wrapped_next = $wrapped WHERE key_id = $id AND version = $version", ct,
+                    ("$wrapped", wrapped), ("$id", keyId), ("$version", version));
             }
             await Execute(sqlite.Connection, sqlite.Transaction,
                 "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
@@ -347,13 +422,12 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
-            var prepared = await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT value FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting)) as string;
-            if (prepared != nextRootKeyCheck)
+            if (await Setting(sqlite, NextRootKeyCheckSetting, ct) != nextRootKeyCheck
+                || await Scalar(sqlite.Connection, sqlite.Transaction, "SELECT 1 FROM kms_key_materials WHERE wrapped_next IS NULL LIMIT 1", ct) is not null)
             {
                 return false;
             }
-            // wrapped is NOT NULL: a key created after the preparation (no next wrapping) fails the whole switch.
-            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped = wrapped_next, wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_key_materials SET wrapped = wrapped_next, wrapped_next = NULL", ct);
             await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE settings SET value = $value WHERE name = $name", ct,
                 ("$name", RootKeyCheckSetting), ("$value", nextRootKeyCheck));
             await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
@@ -364,7 +438,7 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
-            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_key_materials SET wrapped_next = NULL", ct);
             await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM settings WHERE name = $name", ct, ("$name", NextRootKeyCheckSetting));
             return true;
         }, ct);
@@ -398,6 +472,7 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             foreach (var id in ids)
             {
                 await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_aliases WHERE key_id = $id", ct, ("$id", id));
+                await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_key_materials WHERE key_id = $id", ct, ("$id", id));
                 await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_keys WHERE key_id = $id", ct, ("$id", id));
             }
             return (IReadOnlyList<string>)ids;
@@ -409,6 +484,23 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
             var sqlite = (Writer)writer;
             await using var command = Command(sqlite.Connection, sqlite.Transaction,
                 "INSERT INTO kms_aliases (alias, key_id) VALUES ($alias, $id) ON CONFLICT (alias) DO NOTHING", ("$alias", alias), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public Task<bool> UpdateAliasAsync(string alias, string keyId, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction,
+                "UPDATE kms_aliases SET key_id = $id WHERE alias = $alias", ("$alias", alias), ("$id", keyId));
+            return await command.ExecuteNonQueryAsync(ct) == 1;
+        }, ct);
+
+    public Task<bool> DeleteAliasAsync(string alias, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sqlite = (Writer)writer;
+            await using var command = Command(sqlite.Connection, sqlite.Transaction, "DELETE FROM kms_aliases WHERE alias = $alias", ("$alias", alias));
             return await command.ExecuteNonQueryAsync(ct) == 1;
         }, ct);
 
