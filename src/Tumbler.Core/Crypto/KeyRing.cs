@@ -142,15 +142,17 @@ public sealed class KeyRing
             throw new RootKeyMismatchException("The new root key is the current one.");
         }
         var nextCheck = NewRootKeyCheck(newRootKey);
-        for (var attempt = 1; ; attempt++)
+        // A server running on the store may add key material meanwhile. Once the first preparation is committed, it wraps
+        // what it adds under both keys (it sees the next check value); what it added before, the second pass wraps.
+        // The switch itself refuses to leave a material without its new wrapping.
+        IReadOnlyList<KmsKeyEntity> keys = [];
+        for (var pass = 0; pass < 2; pass++)
         {
-            // A server running on the store may add key material meanwhile: the store refuses a preparation or a switch
-            // that would leave a material behind, and the rotation lists and wraps again.
-            var keys = await store.ListKeysAsync(ct);
+            keys = await store.ListKeysAsync(ct);
             var wrappedNext = new Dictionary<(string KeyId, int Version), byte[]>();
             foreach (var entity in keys)
             {
-                foreach (var stored in entity.Materials)
+                foreach (var stored in entity.Materials.Where(m => pass == 0 || m.WrappedNext is null))
                 {
                     var associatedData = MaterialAssociatedData(entity.KeyId, stored.Version);
                     var material = Envelope.Open(currentRootKey, stored.Wrapped, associatedData);
@@ -164,21 +166,16 @@ public sealed class KeyRing
                     }
                 }
             }
-            if (await store.PrepareRootKeyRotationAsync(wrappedNext, nextCheck, ct))
-            {
-                boundary?.Invoke("after-prepare");
-                if (await store.CompleteRootKeyRotationAsync(nextCheck, ct))
-                {
-                    boundary?.Invoke("after-switch");
-                    return keys.Count;
-                }
-            }
-            if (attempt == MaterialInsertAttempts)
-            {
-                throw new InvalidOperationException(
-                    "The store's keys kept changing during the root key rotation (or it was abandoned by a server started with the current key); run it again.");
-            }
+            await store.PrepareRootKeyRotationAsync(wrappedNext, nextCheck, ct);
         }
+        boundary?.Invoke("after-prepare");
+        if (!await store.CompleteRootKeyRotationAsync(nextCheck, ct))
+        {
+            throw new InvalidOperationException(
+                "The prepared root key rotation was abandoned meanwhile (a server started with the current key and could not find the new one in DATA_DIR/root.key.next?); run it again.");
+        }
+        boundary?.Invoke("after-switch");
+        return keys.Count;
     }
 
     /// <summary>True when <paramref name="rootKey"/> is the key a store's root key check value (its <see cref="RootKeyCheckSetting"/>) was sealed with.</summary>

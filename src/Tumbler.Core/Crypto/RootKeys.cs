@@ -34,7 +34,9 @@ public sealed class RootKeys
                 return key;
             }
         }
-        foreach (var path in _candidateFiles)
+        // Two passes: rotate-root renames root.key.next over root.key once, so a pass that read root.key just before the
+        // rename and root.key.next just after finds the key in root.key on the second.
+        foreach (var path in _candidateFiles.Concat(_candidateFiles))
         {
             byte[] key;
             try

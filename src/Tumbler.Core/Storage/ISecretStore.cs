@@ -45,12 +45,12 @@ public interface ISecretStore : IAsyncDisposable
     Task<bool> InsertKeyMaterialAsync(string keyId, KeyMaterialEntity material, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct);
 
     /// <summary>
-    /// Root key rotation, first half: records every key material wrapped under the next root key beside its current
-    /// wrapping, and the next root key's check value, in one transaction. The current root key still rules. False,
-    /// nothing written, when the store's materials are not exactly the keys of <paramref name="wrappedNext"/> (one was
-    /// added meanwhile: list and wrap again).
+    /// Root key rotation, first half, one transaction: records the given materials' wrappings under the next root key
+    /// beside their current ones, and the next root key's check value. The current root key still rules. When no rotation
+    /// to <paramref name="nextRootKeyCheck"/> is prepared, every other next wrapping is forgotten first; when it is, the
+    /// wrappings are added (for materials a running server inserted before the first call took effect).
     /// </summary>
-    Task<bool> PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct);
+    Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct);
     /// <summary>
     /// Root key rotation, second half, one transaction: every material's next wrapping becomes its wrapping and the
     /// next check value the root key check value. False, nothing changed, when no rotation to <paramref name="nextRootKeyCheck"/>

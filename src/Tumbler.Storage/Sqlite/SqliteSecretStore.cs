@@ -389,32 +389,23 @@ public sealed partial class SqliteSecretStore : ISecretStore, IIdentityStore, IF
     private const string RootKeyCheckSetting = "root_key_check";
     private const string NextRootKeyCheckSetting = "root_key_check_next";
 
-    public Task<bool> PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck,
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck,
         CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sqlite = (Writer)writer;
-            var stored = new HashSet<(string, int)>();
-            await using (var command = Command(sqlite.Connection, sqlite.Transaction, "SELECT key_id, version FROM kms_key_materials"))
-            await using (var reader = await command.ExecuteReaderAsync(ct))
+            if (await Setting(sqlite, NextRootKeyCheckSetting, ct) != nextRootKeyCheck)
             {
-                while (await reader.ReadAsync(ct))
-                {
-                    stored.Add((reader.GetString(0), reader.GetInt32(1)));
-                }
-            }
-            if (!stored.SetEquals(wrappedNext.Keys))
-            {
-                return false;
+                await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_key_materials SET wrapped_next = NULL", ct);
+                await Execute(sqlite.Connection, sqlite.Transaction,
+                    "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
+                    ("$name", NextRootKeyCheckSetting), ("$value", nextRootKeyCheck));
             }
             foreach (var ((keyId, version), wrapped) in wrappedNext)
             {
                 await Execute(sqlite.Connection, sqlite.Transaction, "UPDATE kms_key_materials SET wrapped_next = $wrapped WHERE key_id = $id AND version = $version", ct,
                     ("$wrapped", wrapped), ("$id", keyId), ("$version", version));
             }
-            await Execute(sqlite.Connection, sqlite.Transaction,
-                "INSERT INTO settings (name, value) VALUES ($name, $value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
-                ("$name", NextRootKeyCheckSetting), ("$value", nextRootKeyCheck));
             return true;
         }, ct);
 
