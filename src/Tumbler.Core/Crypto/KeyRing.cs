@@ -121,10 +121,11 @@ public sealed class KeyRing
         Convert.ToBase64String(Envelope.Seal(rootKey, RootKeyCheckPlaintext, Envelope.AssociatedData("root-key-check")));
 
     /// <summary>
-    /// Re-wraps every KMS-like key under <paramref name="newRootKey"/>, crash-safe: first the new wrappings and the new
-    /// key's check value are written beside the current ones (one transaction; the current root key still rules), then
-    /// one transaction switches both. A crash before the switch leaves the store opening with either key (the new key
-    /// finishes the switch, the current one forgets the preparation); after it, with the new key only.
+    /// Re-wraps every KMS-like key material under <paramref name="newRootKey"/>, crash-safe and while a server runs on the
+    /// store: first the new wrappings and the new key's check value are written beside the current ones (the current root
+    /// key still rules), then one transaction switches both. A crash before the switch leaves the store opening with
+    /// either key (the new key finishes the switch; the current one keeps the preparation when it can find the new key
+    /// in its root key files, else forgets it); after it, with the new key only.
     /// <paramref name="boundary"/> is called at "after-prepare" and "after-switch" (fault injection for tests).
     /// Returns the number of keys re-wrapped.
     /// </summary>
