@@ -70,7 +70,7 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     private Task<SecretEntity?> FindAsync(string name, string region = "us-east-1") => Store.FindSecretAsync(region, SecretLookup.ByName(name), default);
 
     private static KmsKeyEntity NewKey(string id, params string[] aliases) =>
-        new(id, $"arn:aws:kms:us-east-1:123456789012:key/{id}", "test key", true, T0, [1, 2, 3, (byte)id.Length], aliases);
+        new(id, $"arn:aws:kms:us-east-1:123456789012:key/{id}", "test key", true, T0, [new KeyMaterialEntity(1, T0, [1, 2, 3, (byte)id.Length])], aliases);
 
     // --- schema ------------------------------------------------------------------------------------
 
@@ -414,29 +414,60 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     // --- KMS-like keys -----------------------------------------------------------------------------
 
     [Fact]
-    public async Task Keys_are_inserted_under_the_current_root_key_check_only_with_their_aliases()
+    public async Task Keys_are_inserted_only_under_the_current_root_key_checks_and_with_free_aliases()
     {
         await Store.SetSettingAsync("root_key_check", "check-1", default);
-        Assert.True(await Store.InsertKeyAsync(NewKey("k1", "alias/one", "alias/uno"), "check-1", default));
-        await Assert.ThrowsAsync<InvalidOperationException>(() => Store.InsertKeyAsync(NewKey("k2"), "check-0", default));
-        Assert.False(await Store.InsertKeyAsync(NewKey("k3", "alias/new", "alias/uno"), "check-1", default)); // an alias is taken: nothing stored
+        Assert.True(await Store.InsertKeyAsync(NewKey("k1", "alias/one", "alias/uno"), "check-1", null, default));
+        Assert.False(await Store.InsertKeyAsync(NewKey("k2"), "check-0", null, default)); // the root key moved on
+        Assert.False(await Store.InsertKeyAsync(NewKey("k2"), "check-1", "next", default)); // no rotation is prepared
+        Assert.False(await Store.InsertKeyAsync(NewKey("k3", "alias/new", "alias/uno"), "check-1", null, default)); // an alias is taken
         Assert.True(await Store.HasDataAsync(default));
         Assert.True(await Store.InsertAliasAsync("alias/two", "k1", default));
         Assert.False(await Store.InsertAliasAsync("alias/one", "k1", default));
 
         var key = Assert.Single(await Store.ListKeysAsync(default));
         Assert.Equal(["alias/one", "alias/two", "alias/uno"], key.Aliases.Order(StringComparer.Ordinal));
-        Assert.Equal(new byte[] { 1, 2, 3, 2 }, key.WrappedMaterial);
+        var material = Assert.Single(key.Materials);
+        Assert.Equal((1, T0), (material.Version, material.CreatedDate));
+        Assert.Equal(new byte[] { 1, 2, 3, 2 }, material.Wrapped);
+        Assert.Null(material.WrappedNext);
         Assert.True(key.Enabled);
         Assert.Null(key.DeletionDate);
+    }
+
+    [Fact]
+    public async Task Material_versions_are_added_once_each_and_listed_in_order()
+    {
+        await Store.SetSettingAsync("root_key_check", "c", default);
+        await Store.InsertKeyAsync(NewKey("k"), "c", null, default);
+        Assert.True(await Store.InsertKeyMaterialAsync("k", new KeyMaterialEntity(2, T0.AddDays(1), [2]), "c", null, default));
+        Assert.False(await Store.InsertKeyMaterialAsync("k", new KeyMaterialEntity(2, T0.AddDays(2), [9]), "c", null, default)); // another node rotated it
+        Assert.False(await Store.InsertKeyMaterialAsync("k", new KeyMaterialEntity(3, T0.AddDays(2), [3]), "old", null, default));
+        Assert.Equal([1, 2], (await Store.ListKeysAsync(default)).Single().Materials.Select(m => m.Version));
+        Assert.Equal(new byte[] { 2 }, (await Store.ListKeysAsync(default)).Single().Materials[1].Wrapped);
+    }
+
+    [Fact]
+    public async Task Aliases_are_repointed_and_deleted()
+    {
+        await Store.SetSettingAsync("root_key_check", "c", default);
+        await Store.InsertKeyAsync(NewKey("a", "alias/x"), "c", null, default);
+        await Store.InsertKeyAsync(NewKey("b"), "c", null, default);
+        Assert.True(await Store.UpdateAliasAsync("alias/x", "b", default));
+        Assert.False(await Store.UpdateAliasAsync("alias/missing", "b", default));
+        Assert.Equal(["alias/x"], (await Store.ListKeysAsync(default)).Single(k => k.KeyId == "b").Aliases);
+        Assert.True(await Store.DeleteAliasAsync("alias/x", default));
+        Assert.False(await Store.DeleteAliasAsync("alias/x", default));
+        Assert.All(await Store.ListKeysAsync(default), k => Assert.Empty(k.Aliases));
     }
 
     [Fact]
     public async Task Key_state_changes_and_only_unused_keys_past_their_deletion_date_are_purged()
     {
         await Store.SetSettingAsync("root_key_check", "c", default);
-        await Store.InsertKeyAsync(NewKey("used", "alias/used"), "c", default);
-        await Store.InsertKeyAsync(NewKey("unused", "alias/unused"), "c", default);
+        await Store.InsertKeyAsync(NewKey("used", "alias/used"), "c", null, default);
+        await Store.InsertKeyAsync(NewKey("unused", "alias/unused"), "c", null, default);
+        await Store.InsertKeyMaterialAsync("unused", new KeyMaterialEntity(2, T0, [2]), "c", null, default);
         var secret = NewSecret("s");
         await InsertAsync(secret, (new VersionEntity { VersionId = "v", Labels = ["AWSCURRENT"], CreatedDate = T0, KeyId = "used", HasValue = true }, [1]));
         Assert.Equal(1, await Store.CountVersionsUsingKeyAsync("used", default));
@@ -453,40 +484,51 @@ public abstract class StoreConformanceTests : IAsyncLifetime
         Assert.Equal(["unused"], await Store.PurgeKeysAsync(T0.AddDays(7), default));
         Assert.Equal(["used"], (await Store.ListKeysAsync(default)).Select(k => k.KeyId));
         Assert.True(await Store.InsertAliasAsync("alias/unused", "used", default)); // the purged key's alias went with it
+        Assert.True(await Store.InsertKeyAsync(NewKey("unused"), "c", null, default)); // and its materials
     }
 
     [Fact]
     public async Task A_root_key_rotation_is_prepared_then_switched_or_abandoned_atomically()
     {
         await Store.SetSettingAsync("root_key_check", "old", default);
-        await Store.InsertKeyAsync(NewKey("k1"), "old", default);
-        await Store.InsertKeyAsync(NewKey("k2"), "old", default);
-        await Store.PrepareRootKeyRotationAsync(new Dictionary<string, byte[]> { ["k1"] = [7], ["k2"] = [8] }, "new", default);
+        await Store.InsertKeyAsync(NewKey("k1"), "old", null, default);
+        await Store.InsertKeyAsync(NewKey("k2"), "old", null, default);
+        await Store.InsertKeyMaterialAsync("k2", new KeyMaterialEntity(2, T0, [2]), "old", null, default);
+        var wrappedNext = new Dictionary<(string KeyId, int Version), byte[]> { [("k1", 1)] = [7], [("k2", 1)] = [8], [("k2", 2)] = [9] };
+        await Store.PrepareRootKeyRotationAsync(wrappedNext, "new", default);
         Assert.Equal("old", await Store.GetSettingAsync("root_key_check", default));
         Assert.Equal("new", await Store.GetSettingAsync("root_key_check_next", default));
         Assert.False(await Store.CompleteRootKeyRotationAsync("other", default));
 
         await Store.AbandonRootKeyRotationAsync(default);
         Assert.Null(await Store.GetSettingAsync("root_key_check_next", default));
+        Assert.All((await Store.ListKeysAsync(default)).SelectMany(k => k.Materials), m => Assert.Null(m.WrappedNext));
         Assert.False(await Store.CompleteRootKeyRotationAsync("new", default));
 
-        await Store.PrepareRootKeyRotationAsync(new Dictionary<string, byte[]> { ["k1"] = [7], ["k2"] = [8] }, "new", default);
+        // Prepared in two passes (a running server added material between them), then switched.
+        await Store.PrepareRootKeyRotationAsync(new Dictionary<(string KeyId, int Version), byte[]> { [("k1", 1)] = [7], [("k2", 1)] = [8] }, "new", default);
+        Assert.True(await Store.InsertKeyAsync(NewKey("k3") with { Materials = [new KeyMaterialEntity(1, T0, [3], [30])] }, "old", "new", default));
+        await Store.PrepareRootKeyRotationAsync(new Dictionary<(string KeyId, int Version), byte[]> { [("k2", 2)] = [9] }, "new", default);
         Assert.True(await Store.CompleteRootKeyRotationAsync("new", default));
         Assert.Equal("new", await Store.GetSettingAsync("root_key_check", default));
         Assert.Null(await Store.GetSettingAsync("root_key_check_next", default));
-        Assert.Equal([[7], [8]], (await Store.ListKeysAsync(default)).OrderBy(k => k.KeyId, StringComparer.Ordinal).Select(k => k.WrappedMaterial));
+        Assert.Equal([[7], [8], [9], [30]], (await Store.ListKeysAsync(default)).OrderBy(k => k.KeyId, StringComparer.Ordinal)
+            .SelectMany(k => k.Materials.Select(m => m.Wrapped)));
+        Assert.All((await Store.ListKeysAsync(default)).SelectMany(k => k.Materials), m => Assert.Null(m.WrappedNext));
     }
 
     [Fact]
-    public async Task A_root_key_switch_fails_whole_when_a_key_has_no_new_wrapping()
+    public async Task A_root_key_switch_changes_nothing_while_a_material_has_no_new_wrapping()
     {
         await Store.SetSettingAsync("root_key_check", "old", default);
-        await Store.InsertKeyAsync(NewKey("k1"), "old", default);
-        await Store.PrepareRootKeyRotationAsync(new Dictionary<string, byte[]> { ["k1"] = [7] }, "new", default);
-        await Store.InsertKeyAsync(NewKey("k2"), "old", default); // created after the preparation
-        await Assert.ThrowsAnyAsync<DbException>(() => Store.CompleteRootKeyRotationAsync("new", default));
+        await Store.InsertKeyAsync(NewKey("k1"), "old", null, default);
+        await Store.PrepareRootKeyRotationAsync(new Dictionary<(string KeyId, int Version), byte[]> { [("k1", 1)] = [7] }, "new", default);
+        // A server that could not wrap twice is refused rather than leaving material the new root key cannot open.
+        Assert.False(await Store.InsertKeyAsync(NewKey("k2"), "old", null, default));
+        await Store.InsertKeyMaterialAsync("k1", new KeyMaterialEntity(2, T0, [2]), "old", "new", default); // wrapped once only, by mistake
+        Assert.False(await Store.CompleteRootKeyRotationAsync("new", default));
         Assert.Equal("old", await Store.GetSettingAsync("root_key_check", default));
-        Assert.Equal(new byte[] { 1, 2, 3, 2 }, (await Store.ListKeysAsync(default)).Single(k => k.KeyId == "k1").WrappedMaterial);
+        Assert.Equal(new byte[] { 1, 2, 3, 2 }, (await Store.ListKeysAsync(default)).Single().Materials[0].Wrapped);
     }
 
     [Fact]
@@ -502,9 +544,12 @@ public abstract class StoreConformanceTests : IAsyncLifetime
             seen = now;
         }
         await Store.SetSettingAsync("root_key_check", "c", default);
-        await MovesAsync(() => Store.InsertKeyAsync(NewKey("k1"), "c", default));
+        await MovesAsync(() => Store.InsertKeyAsync(NewKey("k1"), "c", null, default));
+        await MovesAsync(() => Store.InsertKeyMaterialAsync("k1", new KeyMaterialEntity(2, T0, [2]), "c", null, default));
         await MovesAsync(() => Store.UpdateKeyStateAsync("k1", false, null, default));
         await MovesAsync(() => Store.InsertAliasAsync("alias/x", "k1", default));
+        await MovesAsync(() => Store.UpdateAliasAsync("alias/x", "k1", default));
+        await MovesAsync(() => Store.DeleteAliasAsync("alias/x", default));
         await MovesAsync(() => Store.InsertUserAsync(new UserEntity("u", "AIDAU", "arn:aws:iam::123456789012:user/u", T0), default));
         await MovesAsync(() => Store.InsertAccessKeyAsync(new AccessKeyEntity("AKIAU", "u", [1], true, T0), 2, default));
         await MovesAsync(() => Store.SetAccessKeyActiveAsync("u", "AKIAU", false, default));

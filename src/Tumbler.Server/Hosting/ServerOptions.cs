@@ -56,6 +56,8 @@ public sealed record ServerOptions
 
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";
+    /// <summary>Where <c>tumbler keys rotate-root</c> puts the next root key (from its preparation until it replaces root.key).</summary>
+    public const string NextRootKeyFile = "root.key.next";
     public const string CredentialsFile = "credentials";
     public const string TlsDirectory = "tls";
 

@@ -11,7 +11,7 @@ namespace Tumbler.Server.Hosting;
 /// users, access keys, policies or KMS-like keys, drops this node's cached credentials and refreshes its key ring.
 /// A change made on one node therefore holds on every node within one poll interval.
 /// </summary>
-public sealed class SharedStoreWatcher(ISecretStore store, KeyRing keyRing, byte[] rootKey, IdentityService identities, ServerOptions options,
+public sealed class SharedStoreWatcher(ISecretStore store, KeyRing keyRing, IdentityService identities, ServerOptions options,
     ILogger<SharedStoreWatcher> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -31,7 +31,7 @@ public sealed class SharedStoreWatcher(ISecretStore store, KeyRing keyRing, byte
                     }
                     // Credentials first: a disabled access key must stop working even if the key refresh fails.
                     identities.ChangedElsewhere();
-                    foreach (var keyId in await keyRing.RefreshAsync(store, rootKey, stoppingToken))
+                    foreach (var keyId in await keyRing.RefreshAsync(store, stoppingToken))
                     {
                         logger.LogError("KMS-like key {KeyId} cannot be unwrapped with this node's root key (was the root key rotated on another node?); " +
                             "restart this node with the current root key to read secrets encrypted under it", keyId);

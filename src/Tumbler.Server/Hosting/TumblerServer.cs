@@ -70,7 +70,11 @@ public sealed class TumblerServer : IAsyncDisposable
             KeyRing keyRing;
             try
             {
-                keyRing = await KeyRing.OpenAsync(store, rootKey, options.Regions[0], options.AccountId, TimeProvider.System, ct);
+                // The server also looks for the root key in root.key and root.key.next: a root key rotation run beside it
+                // (tumbler keys rotate-root) writes the next key there, so key creation goes on through the rotation.
+                var rootKeys = new RootKeys(rootKey, [Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile),
+                    Path.Combine(options.DataDirectory, ServerOptions.NextRootKeyFile)]);
+                keyRing = await KeyRing.OpenAsync(store, rootKeys, options.Regions[0], options.AccountId, TimeProvider.System, ct);
             }
             catch (RootKeyMismatchException e)
             {
@@ -78,7 +82,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
-            var app = Build(options, transport, store, keyRing, rootKey, root, audit);
+            var app = Build(options, transport, store, keyRing, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -112,7 +116,7 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, byte[] rootKey,
+    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing,
         AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
@@ -154,7 +158,7 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(sp => (IFunctionStore)store);
         services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
             TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));
-        services.AddSingleton(sp => new KeyService(store, keyRing, rootKey, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
+        services.AddSingleton(sp => new KeyService(store, keyRing, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
             sp.GetRequiredService<SecretsOptions>()));
         services.AddSingleton<SessionCredentialService>();
         services.AddSingleton<IRotationCredentialIssuer>(sp => sp.GetRequiredService<SessionCredentialService>());
@@ -186,7 +190,7 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddHostedService<DeletionPurger>();
         if (options.UsesSharedStore)
         {
-            services.AddHostedService(sp => new SharedStoreWatcher(store, keyRing, rootKey, sp.GetRequiredService<IdentityService>(), options,
+            services.AddHostedService(sp => new SharedStoreWatcher(store, keyRing, sp.GetRequiredService<IdentityService>(), options,
                 sp.GetRequiredService<ILogger<SharedStoreWatcher>>()));
         }
 

@@ -126,7 +126,7 @@ public sealed class PostgresSecretStore : SqlSecretStore
         }
         if (version == 0)
         {
-            // The SQLite schema at its version 4, in PostgreSQL's types. Text keys compare byte-wise (COLLATE "C"), as SQLite does.
+            // The SQLite schema at its version 5, in PostgreSQL's types. Text keys compare byte-wise (COLLATE "C"), as SQLite does.
             await Execute(scope.Connection, scope.Transaction, """
                 CREATE TABLE tumbler_schema (version integer NOT NULL);
                 INSERT INTO tumbler_schema (version) VALUES (1);
@@ -184,9 +184,14 @@ public sealed class PostgresSecretStore : SqlSecretStore
                     description text NOT NULL,
                     enabled integer NOT NULL,
                     created bigint NOT NULL,
+                    deletion_date bigint);
+                CREATE TABLE kms_key_materials (
+                    key_id text COLLATE "C" NOT NULL REFERENCES kms_keys(key_id),
+                    version integer NOT NULL,
+                    created bigint NOT NULL,
                     wrapped bytea NOT NULL,
-                    deletion_date bigint,
-                    wrapped_next bytea);
+                    wrapped_next bytea,
+                    PRIMARY KEY (key_id, version));
                 CREATE TABLE kms_aliases (alias text COLLATE "C" PRIMARY KEY, key_id text COLLATE "C" NOT NULL REFERENCES kms_keys(key_id));
                 CREATE TABLE iam_users (
                     name text COLLATE "C" PRIMARY KEY,

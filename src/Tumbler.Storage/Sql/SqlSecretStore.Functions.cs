@@ -32,14 +32,14 @@ public abstract partial class SqlSecretStore
     }
 
     public Task<bool> InsertFunctionAsync(FunctionEntity function, CancellationToken ct) =>
-        ChangeOneRowAsync($"""
+        ChangeOneConfigurationRowAsync($"""
             INSERT INTO functions ({FunctionColumns})
             VALUES (@name, @kind, @command, @handler, @dir, @url, @timeout, @concurrency, @env, @sealed, @created, @modified)
             ON CONFLICT (name) DO NOTHING
             """, ct, FunctionParameters(function));
 
     public Task<bool> UpdateFunctionAsync(FunctionEntity function, CancellationToken ct) =>
-        ChangeOneRowAsync("""
+        ChangeOneConfigurationRowAsync("""
             UPDATE functions SET kind = @kind, command = @command, python_handler = @handler, working_dir = @dir, url = @url,
                 timeout_seconds = @timeout, max_concurrency = @concurrency, env_names = @env, sealed_config = @sealed,
                 created = @created, last_modified = @modified
@@ -47,7 +47,7 @@ public abstract partial class SqlSecretStore
             """, ct, FunctionParameters(function));
 
     public Task<bool> DeleteFunctionAsync(string name, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM functions WHERE name = @name", ct, ("@name", name));
+        ChangeOneConfigurationRowAsync("DELETE FROM functions WHERE name = @name", ct, ("@name", name));
 
     public Task InsertSessionAsync(SessionCredentialEntity session, DateTimeOffset purgeExpiredBefore, CancellationToken ct) =>
         WriteAsync(async writer =>
@@ -75,7 +75,7 @@ public abstract partial class SqlSecretStore
     }
 
     public Task DeleteSessionAsync(string accessKeyId, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM session_credentials WHERE access_key_id = @id", ct, ("@id", accessKeyId));
+        ChangeOneConfigurationRowAsync("DELETE FROM session_credentials WHERE access_key_id = @id", ct, ("@id", accessKeyId));
 
     private static (string, object?)[] FunctionParameters(FunctionEntity f) =>
     [

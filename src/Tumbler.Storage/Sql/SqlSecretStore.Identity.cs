@@ -92,11 +92,11 @@ public abstract partial class SqlSecretStore
         }, ct);
 
     public Task<bool> SetAccessKeyActiveAsync(string userName, string accessKeyId, bool active, CancellationToken ct) =>
-        ChangeOneRowAsync("UPDATE iam_access_keys SET active = @active WHERE access_key_id = @id AND user_name = @name", ct,
+        ChangeOneConfigurationRowAsync("UPDATE iam_access_keys SET active = @active WHERE access_key_id = @id AND user_name = @name", ct,
             ("@active", active ? 1 : 0), ("@id", accessKeyId), ("@name", userName));
 
     public Task<bool> DeleteAccessKeyAsync(string userName, string accessKeyId, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM iam_access_keys WHERE access_key_id = @id AND user_name = @name", ct, ("@id", accessKeyId), ("@name", userName));
+        ChangeOneConfigurationRowAsync("DELETE FROM iam_access_keys WHERE access_key_id = @id AND user_name = @name", ct, ("@id", accessKeyId), ("@name", userName));
 
     public Task<bool> PutUserPolicyAsync(UserPolicyEntity policy, CancellationToken ct) =>
         ChangeConfigurationAsync(async sql =>
@@ -113,7 +113,7 @@ public abstract partial class SqlSecretStore
         }, ct);
 
     public Task<bool> DeleteUserPolicyAsync(string userName, string policyName, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM iam_user_policies WHERE user_name = @name AND policy_name = @policy", ct, ("@name", userName), ("@policy", policyName));
+        ChangeOneConfigurationRowAsync("DELETE FROM iam_user_policies WHERE user_name = @name AND policy_name = @policy", ct, ("@name", userName), ("@policy", policyName));
 
     public async Task<IReadOnlyList<UserPolicyEntity>> ListUserPoliciesAsync(string userName, CancellationToken ct)
     {
@@ -128,13 +128,6 @@ public abstract partial class SqlSecretStore
         }
         return policies;
     }
-
-    private Task<bool> ChangeOneRowAsync(string statement, CancellationToken ct, params (string, object?)[] parameters) =>
-        ChangeConfigurationAsync(async sql =>
-        {
-            await using var command = Command(sql.Connection, sql.Transaction, statement, parameters);
-            return await command.ExecuteNonQueryAsync(ct) == 1;
-        }, ct);
 
     private const string UserColumns = "name, user_id, arn, created";
     private const string AccessKeyColumns = "access_key_id, user_name, wrapped_secret, active, created";

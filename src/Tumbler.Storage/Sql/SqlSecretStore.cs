@@ -165,28 +165,37 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
                 aliases.Add((reader.GetString(0), reader.GetString(1)));
             }
         }
+        var materials = new List<(string KeyId, KeyMaterialEntity Material)>();
+        await using (var command = Command(connection, null, "SELECT key_id, version, created, wrapped, wrapped_next FROM kms_key_materials ORDER BY key_id, version"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                materials.Add((reader.GetString(0), new KeyMaterialEntity(reader.GetInt32(1), FromMs(reader.GetInt64(2)), (byte[])reader.GetValue(3),
+                    reader.IsDBNull(4) ? null : (byte[])reader.GetValue(4))));
+            }
+        }
         var keys = new List<KmsKeyEntity>();
-        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, wrapped, deletion_date FROM kms_keys ORDER BY created"))
+        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, deletion_date FROM kms_keys ORDER BY created"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
             {
                 var keyId = reader.GetString(0);
-                keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), GetFlag(reader, 3),
-                    FromMs(reader.GetInt64(4)), (byte[])reader.GetValue(5), [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
-                    reader.IsDBNull(6) ? null : FromMs(reader.GetInt64(6))));
+                keys.Add(new KmsKeyEntity(keyId, reader.GetString(1), reader.GetString(2), GetFlag(reader, 3), FromMs(reader.GetInt64(4)),
+                    [.. materials.Where(m => m.KeyId == keyId).Select(m => m.Material)], [.. aliases.Where(a => a.KeyId == keyId).Select(a => a.Alias)],
+                    reader.IsDBNull(5) ? null : FromMs(reader.GetInt64(5))));
             }
         }
         return keys;
     }
 
-    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) =>
+    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
         ChangeConfigurationAsync(async sql =>
         {
-            var current = await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", RootKeyCheckSetting)) as string;
-            if (current != rootKeyCheck)
+            if (!await RootKeyChecksAre(sql, rootKeyCheck, nextRootKeyCheck, ct))
             {
-                throw new InvalidOperationException("The store's root key was rotated since this server started; restart it with the new root key to create keys.");
+                return false;
             }
             foreach (var alias in key.Aliases)
             {
@@ -196,9 +205,13 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
                 }
             }
             await Execute(sql.Connection, sql.Transaction,
-                "INSERT INTO kms_keys (key_id, arn, description, enabled, created, wrapped) VALUES (@id, @arn, @description, @enabled, @created, @wrapped)",
+                "INSERT INTO kms_keys (key_id, arn, description, enabled, created) VALUES (@id, @arn, @description, @enabled, @created)",
                 ct, ("@id", key.KeyId), ("@arn", key.Arn), ("@description", key.Description), ("@enabled", key.Enabled ? 1 : 0),
-                ("@created", key.CreatedDate.ToUnixTimeMilliseconds()), ("@wrapped", key.WrappedMaterial));
+                ("@created", key.CreatedDate.ToUnixTimeMilliseconds()));
+            foreach (var material in key.Materials)
+            {
+                await InsertMaterial(sql, key.KeyId, material, ct);
+            }
             foreach (var alias in key.Aliases)
             {
                 await Execute(sql.Connection, sql.Transaction, "INSERT INTO kms_aliases (alias, key_id) VALUES (@alias, @id)",
@@ -207,35 +220,64 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             return true;
         }, ct);
 
+    public Task<bool> InsertKeyMaterialAsync(string keyId, KeyMaterialEntity material, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
+        ChangeConfigurationAsync(async sql =>
+        {
+            if (!await RootKeyChecksAre(sql, rootKeyCheck, nextRootKeyCheck, ct)
+                || await Scalar(sql.Connection, sql.Transaction, "SELECT 1 FROM kms_key_materials WHERE key_id = @id AND version = @version", ct,
+                    ("@id", keyId), ("@version", material.Version)) is not null)
+            {
+                return false;
+            }
+            await InsertMaterial(sql, keyId, material, ct);
+            return true;
+        }, ct);
+
+    private static Task InsertMaterial(Writer sql, string keyId, KeyMaterialEntity material, CancellationToken ct) =>
+        Execute(sql.Connection, sql.Transaction,
+            "INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next) VALUES (@id, @version, @created, @wrapped, @next)", ct,
+            ("@id", keyId), ("@version", material.Version), ("@created", material.CreatedDate.ToUnixTimeMilliseconds()),
+            ("@wrapped", material.Wrapped), ("@next", material.WrappedNext));
+
+    /// <summary>True when the store's root key check value and next root key check value (null: no rotation prepared) are these.</summary>
+    private static async Task<bool> RootKeyChecksAre(Writer sql, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
+        await Setting(sql, RootKeyCheckSetting, ct) == rootKeyCheck && await Setting(sql, NextRootKeyCheckSetting, ct) == nextRootKeyCheck;
+
+    private static async Task<string?> Setting(Writer sql, string name, CancellationToken ct) =>
+        await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", name)) as string;
+
     private const string RootKeyCheckSetting = "root_key_check";
     private const string NextRootKeyCheckSetting = "root_key_check_next";
 
-    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck,
+        CancellationToken ct) =>
         WriteAsync(async writer =>
         {
             var sql = (Writer)writer;
-            await Execute(sql.Connection, sql.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
-            foreach (var (keyId, wrapped) in wrappedNext)
+            if (await Setting(sql, NextRootKeyCheckSetting, ct) != nextRootKeyCheck)
             {
-                await Execute(sql.Connection, sql.Transaction, "UPDATE kms_keys SET wrapped_next = @wrapped WHERE key_id = @id", ct,
-                    ("@wrapped", wrapped), ("@id", keyId));
+                await Execute(sql.Connection, sql.Transaction, "UPDATE kms_key_materials SET wrapped_next = NULL", ct);
+                await Execute(sql.Connection, sql.Transaction,
+                    "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
+                    ("@name", NextRootKeyCheckSetting), ("@value", nextRootKeyCheck));
             }
-            await Execute(sql.Connection, sql.Transaction,
-                "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
-                ("@name", NextRootKeyCheckSetting), ("@value", nextRootKeyCheck));
+            foreach (var ((keyId, version), wrapped) in wrappedNext)
+            {
+                await Execute(sql.Connection, sql.Transaction, "UPDATE kms_key_materials SET wrapped_next = @wrapped WHERE key_id = @id AND version = @version", ct,
+                    ("@wrapped", wrapped), ("@id", keyId), ("@version", version));
+            }
             return true;
         }, ct);
 
     public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
         ChangeConfigurationAsync(async sql =>
         {
-            var prepared = await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", NextRootKeyCheckSetting)) as string;
-            if (prepared != nextRootKeyCheck)
+            if (await Setting(sql, NextRootKeyCheckSetting, ct) != nextRootKeyCheck
+                || await Scalar(sql.Connection, sql.Transaction, "SELECT 1 FROM kms_key_materials WHERE wrapped_next IS NULL LIMIT 1", ct) is not null)
             {
                 return false;
             }
-            // wrapped is NOT NULL: a key created after the preparation (no next wrapping) fails the whole switch.
-            await Execute(sql.Connection, sql.Transaction, "UPDATE kms_keys SET wrapped = wrapped_next, wrapped_next = NULL", ct);
+            await Execute(sql.Connection, sql.Transaction, "UPDATE kms_key_materials SET wrapped = wrapped_next, wrapped_next = NULL", ct);
             await Execute(sql.Connection, sql.Transaction, "UPDATE settings SET value = @value WHERE name = @name", ct,
                 ("@name", RootKeyCheckSetting), ("@value", nextRootKeyCheck));
             await Execute(sql.Connection, sql.Transaction, "DELETE FROM settings WHERE name = @name", ct, ("@name", NextRootKeyCheckSetting));
@@ -246,19 +288,14 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         WriteAsync(async writer =>
         {
             var sql = (Writer)writer;
-            await Execute(sql.Connection, sql.Transaction, "UPDATE kms_keys SET wrapped_next = NULL", ct);
+            await Execute(sql.Connection, sql.Transaction, "UPDATE kms_key_materials SET wrapped_next = NULL", ct);
             await Execute(sql.Connection, sql.Transaction, "DELETE FROM settings WHERE name = @name", ct, ("@name", NextRootKeyCheckSetting));
             return true;
         }, ct);
 
     public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
-        ChangeConfigurationAsync(async sql =>
-        {
-            await using var command = Command(sql.Connection, sql.Transaction,
-                "UPDATE kms_keys SET enabled = @enabled, deletion_date = @deletion WHERE key_id = @id",
-                ("@enabled", enabled ? 1 : 0), ("@deletion", deletionDate?.ToUnixTimeMilliseconds()), ("@id", keyId));
-            return await command.ExecuteNonQueryAsync(ct) == 1;
-        }, ct);
+        ChangeOneConfigurationRowAsync("UPDATE kms_keys SET enabled = @enabled, deletion_date = @deletion WHERE key_id = @id", ct,
+            ("@enabled", enabled ? 1 : 0), ("@deletion", deletionDate?.ToUnixTimeMilliseconds()), ("@id", keyId));
 
     public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) =>
         ChangeConfigurationAsync(async sql =>
@@ -278,18 +315,21 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             foreach (var id in ids)
             {
                 await Execute(sql.Connection, sql.Transaction, "DELETE FROM kms_aliases WHERE key_id = @id", ct, ("@id", id));
+                await Execute(sql.Connection, sql.Transaction, "DELETE FROM kms_key_materials WHERE key_id = @id", ct, ("@id", id));
                 await Execute(sql.Connection, sql.Transaction, "DELETE FROM kms_keys WHERE key_id = @id", ct, ("@id", id));
             }
             return (IReadOnlyList<string>)ids;
         }, ct);
 
     public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) =>
-        ChangeConfigurationAsync(async sql =>
-        {
-            await using var command = Command(sql.Connection, sql.Transaction,
-                "INSERT INTO kms_aliases (alias, key_id) VALUES (@alias, @id) ON CONFLICT (alias) DO NOTHING", ("@alias", alias), ("@id", keyId));
-            return await command.ExecuteNonQueryAsync(ct) == 1;
-        }, ct);
+        ChangeOneConfigurationRowAsync("INSERT INTO kms_aliases (alias, key_id) VALUES (@alias, @id) ON CONFLICT (alias) DO NOTHING", ct,
+            ("@alias", alias), ("@id", keyId));
+
+    public Task<bool> UpdateAliasAsync(string alias, string keyId, CancellationToken ct) =>
+        ChangeOneConfigurationRowAsync("UPDATE kms_aliases SET key_id = @id WHERE alias = @alias", ct, ("@alias", alias), ("@id", keyId));
+
+    public Task<bool> DeleteAliasAsync(string alias, CancellationToken ct) =>
+        ChangeOneConfigurationRowAsync("DELETE FROM kms_aliases WHERE alias = @alias", ct, ("@alias", alias));
 
     public async Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct)
     {
@@ -313,6 +353,14 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             var result = await work(sql);
             await ConfigurationChangedAsync(sql, ct);
             return result;
+        }, ct);
+
+    /// <summary>One statement changing one row of configuration other nodes cache; false when it changed none.</summary>
+    private Task<bool> ChangeOneConfigurationRowAsync(string statement, CancellationToken ct, params (string, object?)[] parameters) =>
+        ChangeConfigurationAsync(async sql =>
+        {
+            await using var command = Command(sql.Connection, sql.Transaction, statement, parameters);
+            return await command.ExecuteNonQueryAsync(ct) == 1;
         }, ct);
 
     public abstract ValueTask DisposeAsync();

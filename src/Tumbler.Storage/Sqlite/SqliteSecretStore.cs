@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSecretStore : SqlSecretStore
 {
-    public const int SchemaVersion = 4;
+    public const int SchemaVersion = 5;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -171,6 +171,28 @@ public sealed class SqliteSecretStore : SqlSecretStore
                 ALTER TABLE kms_keys ADD COLUMN wrapped_next BLOB;
                 CREATE INDEX versions_key ON versions (key_id);
                 PRAGMA user_version = 4;
+                """, ct);
+            await transaction.CommitAsync(ct);
+            version = 4;
+        }
+        if (version == 4)
+        {
+            // Key material rotation: a key's materials are versions in their own table; a key's existing material
+            // becomes its version 1, bytes unchanged, so every value already stored stays readable with no rewrite.
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                CREATE TABLE kms_key_materials (
+                    key_id TEXT NOT NULL REFERENCES kms_keys(key_id),
+                    version INTEGER NOT NULL,
+                    created INTEGER NOT NULL,
+                    wrapped BLOB NOT NULL,
+                    wrapped_next BLOB,
+                    PRIMARY KEY (key_id, version));
+                INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next)
+                    SELECT key_id, 1, created, wrapped, wrapped_next FROM kms_keys;
+                ALTER TABLE kms_keys DROP COLUMN wrapped;
+                ALTER TABLE kms_keys DROP COLUMN wrapped_next;
+                PRAGMA user_version = 5;
                 """, ct);
             await transaction.CommitAsync(ct);
         }

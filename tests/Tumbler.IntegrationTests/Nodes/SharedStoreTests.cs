@@ -24,7 +24,7 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
     {
         private readonly List<TumblerServer> _nodes = [];
         private readonly List<TempDirectory> _directories = [];
-        private readonly string _rootKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        private string _rootKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         private readonly string _accessKeyId = TumblerServer.NewAccessKeyId();
         private readonly string _secretAccessKey = TumblerServer.NewSecretAccessKey();
 
@@ -32,15 +32,23 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
 
         public string Database { get; }
 
+        /// <summary>The root key every node is started with (base64, as TUMBLER_ROOT_KEY).</summary>
+        public string RootKey { get => _rootKey; set => _rootKey = value; }
+
         /// <summary>The --store URL; a small pool per node, as several test classes share the test server's connections.</summary>
         public string Store =>
             $"postgres://{Uri.EscapeDataString(Postgres.AdminUser)}:{Uri.EscapeDataString(Postgres.AdminPassword)}@{Postgres.Host}:{Postgres.Port}/{Database}?Maximum%20Pool%20Size=12";
 
-        public static async Task<Cluster> CreateAsync()
+        /// <summary>A new, empty database (or, with <paramref name="restore"/>, one that command fills before any node starts).</summary>
+        public static async Task<Cluster> CreateAsync(Func<string, Task>? restore = null)
         {
             await using var _ = await Postgres.ConnectAsync();
             var cluster = new Cluster(Postgres.UniqueName("tumbler_nodes_", 26));
             await Postgres.FormatAndExecuteAsync("CREATE DATABASE %I", null, cluster.Database);
+            if (restore is not null)
+            {
+                await restore(cluster.Database);
+            }
             return cluster;
         }
 
@@ -147,6 +155,61 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
             await EventuallyAsync(async () => (await cli.SecretsManager("get-secret-value", "--secret-id", "shared/keyed")).ExitCode == 0,
                 "a key enabled on node 2 decrypts everywhere");
         }
+    }
+
+    /// <summary>A PostgreSQL client program (pg_dump, pg_restore) of the installed server, as the admin.</summary>
+    private static Task<CliResult> PostgresToolAsync(string tool, params string[] args)
+    {
+        var path = Directory.GetDirectories("/usr/lib/postgresql").Select(d => Path.Combine(d, "bin", tool)).Where(File.Exists).Order().LastOrDefault() ?? tool;
+        return ProcessRunner.RunAsync(path, ["--host", Postgres.Host, "--port", Postgres.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "--username", Postgres.AdminUser, "--no-password", .. args],
+            new Dictionary<string, string> { ["PATH"] = "/usr/bin:/bin", ["PGPASSWORD"] = Postgres.AdminPassword });
+    }
+
+    [Fact]
+    public async Task A_pg_dump_restores_into_a_new_database_and_rotate_root_moves_it_to_a_new_root_key()
+    {
+        using var work = new TempDirectory();
+        var dump = Path.Combine(work.Path, "tumbler.dump");
+        string rootKey;
+        await using (var original = await Cluster.CreateAsync())
+        {
+            var node = await original.StartNodeAsync();
+            var cli = AwsCli.For(node);
+            (await cli.SecretsManager("create-secret", "--name", "dumped/app", "--secret-string", "before-dump")).Ok();
+            (await cli.SecretsManager("put-secret-value", "--secret-id", "dumped/app", "--secret-string", "acknowledged")).Ok();
+            // Taken while the node serves (pg_dump reads one snapshot).
+            (await PostgresToolAsync("pg_dump", "--format=custom", "--file", dump, original.Database)).Ok();
+            rootKey = original.RootKey;
+        }
+
+        await using var restored = await Cluster.CreateAsync(database => PostgresToolAsync("pg_restore", "--dbname", database, "--no-owner", dump).ContinueWith(t => t.Result.Ok()));
+        restored.RootKey = rootKey;
+        var first = await restored.StartNodeAsync();
+        Assert.Equal("acknowledged", await ValueAsync(AwsCli.For(first), "dumped/app"));
+        Assert.Equal("before-dump", await ValueAsync(AwsCli.For(first), "dumped/app", "AWSPREVIOUS"));
+        await first.StopAsync();
+
+        // Offline root key rotation of the shared store, then every node on the new key.
+        var oldKeyFile = Path.Combine(work.Path, "old.key");
+        var newKeyFile = Path.Combine(work.Path, "new.key");
+        await File.WriteAllTextAsync(oldKeyFile, rootKey + "\n");
+        var newKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        await File.WriteAllTextAsync(newKeyFile, newKey + "\n");
+        var rotated = (await TumblerProcess.RunAsync(ProcessRunner.BaseEnvironment(null, null), "keys", "rotate-root", "--data-dir", Path.Combine(work.Path, "any"),
+            "--store", restored.Store, "--root-key-file", oldKeyFile, "--new-root-key-file", newKeyFile)).Ok();
+        Assert.Contains("Re-wrapped", rotated.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain(Postgres.AdminPassword, rotated.Stdout + rotated.Stderr, StringComparison.Ordinal);
+
+        var refused = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            Environment = new Dictionary<string, string> { ["TUMBLER_STORE"] = restored.Store, ["TUMBLER_ROOT_KEY"] = rootKey },
+        });
+        Assert.False(refused.BecameReady, refused.ToString());
+        Assert.Contains("root key", refused.StandardError, StringComparison.OrdinalIgnoreCase);
+        restored.RootKey = newKey;
+        var second = await restored.StartNodeAsync();
+        Assert.Equal("acknowledged", await ValueAsync(AwsCli.For(second), "dumped/app"));
     }
 
     [Fact]
