@@ -5,6 +5,7 @@ using Tumbler.Client;
 using Tumbler.Client.Model;
 using Tumbler.IntegrationTests.Support;
 using static Tumbler.IntegrationTests.Access.TumblerProcess;
+using static Tumbler.IntegrationTests.Keys.KeysProcess;
 
 namespace Tumbler.IntegrationTests.Keys;
 
@@ -19,14 +20,6 @@ public sealed class OnlineRootRotationTests : IDisposable
     private readonly TempDirectory _temp = new();
 
     public void Dispose() => _temp.Dispose();
-
-    private static Task<CliResult> Cli(TumblerServer server, params string[] args) =>
-        RunAsync(ProcessRunner.BaseEnvironment(server.AccessKeyId, server.SecretAccessKey), [.. args, "--endpoint-url", server.Endpoint]);
-
-    private static Task<CliResult> RotateRoot(string dataDir, string newKeyFile, string? fault) =>
-        RunAsync(fault is null ? ProcessRunner.BaseEnvironment(null, null)
-            : new Dictionary<string, string>(ProcessRunner.BaseEnvironment(null, null)) { ["TUMBLER_FAULT_INJECTION"] = fault },
-            "keys", "rotate-root", "--data-dir", dataDir, "--new-root-key-file", newKeyFile);
 
     /// <summary>Read/write traffic and key administration against a running server, every failure kept.</summary>
     private sealed class Traffic(TumblerServer server, string appKeyId) : IAsyncDisposable
