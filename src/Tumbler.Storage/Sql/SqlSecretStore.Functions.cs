@@ -65,6 +65,7 @@ public abstract partial class SqlSecretStore
 
     public async Task<SessionCredentialEntity?> FindSessionAsync(string accessKeyId, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, $"SELECT {SessionColumns} FROM session_credentials WHERE access_key_id = @id", ("@id", accessKeyId));
         await using var reader = await command.ExecuteReaderAsync(ct);

@@ -52,6 +52,7 @@ public abstract partial class SqlSecretStore
 
     public async Task<AccessKeyEntity?> FindAccessKeyAsync(string accessKeyId, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         await using var command = Command(connection, null, $"SELECT {AccessKeyColumns} FROM iam_access_keys WHERE access_key_id = @id", ("@id", accessKeyId));
         await using var reader = await command.ExecuteReaderAsync(ct);

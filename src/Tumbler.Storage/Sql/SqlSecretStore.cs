@@ -83,18 +83,21 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     public async Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         return await FindSecretAsync(connection, null, region, lookup, ct);
     }
 
     public async Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         return await ReadValueAsync(connection, null, secretKey, versionId, ct);
     }
 
     public async Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         var deletedClause = includeScheduledForDeletion ? "" : " AND deletion_date IS NULL";
         var secrets = new Dictionary<long, SecretEntity>();
@@ -155,6 +158,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     public async Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
         var aliases = new List<(string Alias, string KeyId)>();
         await using (var command = Command(connection, null, "SELECT alias, key_id FROM kms_aliases"))
@@ -339,6 +343,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time(StoreMetrics.WriteTransaction);
         await using var scope = await BeginWriteAsync(ct);
         var result = await work(new Writer(scope.Connection, scope.Transaction));
         await scope.Transaction.CommitAsync(ct);
