@@ -61,33 +61,51 @@ public sealed class PostgresBackend : IStoreBackend
     public static async Task<PostgresBackend> CreateAsync()
     {
         var backend = new PostgresBackend();
-        await AdminAsync($"CREATE DATABASE {backend._database}");
+        await AdminAsync($"CREATE DATABASE {backend._database}", "postgres");
         return backend;
     }
 
     public SqlSecretStore Open() => new PostgresSecretStore(Url);
 
-    public Task SetSchemaVersionAsync(int version) => AdminAsync($"UPDATE tumbler_schema SET version = {version}", _database);
+    public Task SetSchemaVersionAsync(int version) => AdminAsync($"UPDATE {PostgresSecretStore.Schema}.tumbler_schema SET version = {version}", _database);
 
-    public ValueTask DisposeAsync() => new(AdminAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)"));
+    public ValueTask DisposeAsync() => new(AdminAsync($"DROP DATABASE IF EXISTS {_database} WITH (FORCE)", "postgres"));
 
-    private static async Task AdminAsync(string sql, string database = "postgres")
+    /// <summary>Runs statements as the admin on this test's database.</summary>
+    public Task AdminAsync(string sql) => AdminAsync(sql, _database);
+
+    /// <summary>The first column of the first row of a query run as the admin on this test's database.</summary>
+    public async Task<object?> AdminScalarAsync(string sql)
     {
-        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
+        await using var connection = await OpenAdminAsync(_database);
+        await using var command = new NpgsqlCommand(sql, connection);
+        return await command.ExecuteScalarAsync();
+    }
+
+    private static async Task AdminAsync(string sql, string database)
+    {
+        await using var connection = await OpenAdminAsync(database);
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<NpgsqlConnection> OpenAdminAsync(string database)
+    {
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder
         {
             Host = Host, Port = Port, Username = AdminUser, Password = AdminPassword, Database = database, Pooling = false, Timeout = 5,
         }.ConnectionString);
         try
         {
             await connection.OpenAsync();
+            return connection;
         }
         catch (NpgsqlException e)
         {
+            await connection.DisposeAsync();
             throw new InvalidOperationException(
                 $"The test PostgreSQL is not reachable at {Host}:{Port} as {AdminUser} ({e.Message}). " +
                 "Start it with scripts/start-postgres.sh, or point TUMBLER_TEST_POSTGRES_* at one.", e);
         }
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
     }
 }

@@ -60,8 +60,12 @@ public sealed class KeyRing
         TimeProvider time, CancellationToken ct) => OpenAsync(store, new RootKeys(rootKey, []), region, accountId, time, ct);
 
     /// <inheritdoc cref="OpenAsync(ISecretStore, byte[], string, string, TimeProvider, CancellationToken)"/>
+    /// <param name="keepInterruptedRotation">
+    /// True on a store other nodes share: a root key rotation prepared meanwhile may be running from another host, whose
+    /// next key this node cannot see, so it is never forgotten here.
+    /// </param>
     public static async Task<KeyRing> OpenAsync(ISecretStore store, RootKeys rootKeys, string region, string accountId,
-        TimeProvider time, CancellationToken ct)
+        TimeProvider time, CancellationToken ct, bool keepInterruptedRotation = false)
     {
         var rootKey = rootKeys.StartKey;
         var check = await store.GetSettingAsync(RootKeyCheckSetting, ct);
@@ -83,7 +87,7 @@ public sealed class KeyRing
             var next = await store.GetSettingAsync(NextRootKeyCheckSetting, ct);
             if (IsRootKeyFor(check, rootKey))
             {
-                if (next is not null && rootKeys.Find(next) is null)
+                if (next is not null && rootKeys.Find(next) is null && !keepInterruptedRotation)
                 {
                     // An interrupted root key rotation whose next key this server cannot find: forget it (rotate-root starts over).
                     // When it can (root.key.next), the rotation may be running now beside this server: leave it be.
@@ -99,8 +103,9 @@ public sealed class KeyRing
                 }
                 check = next;
             }
-            else
+            else if (rootKeys.Find(check) is null)
             {
+                // (Found: a rotate-root that switched the store but died before renaming root.key.next over root.key.)
                 throw new RootKeyMismatchException("The root key is not the one this store was created with.");
             }
         }
@@ -359,7 +364,7 @@ public sealed class KeyRing
             var (version, wrappedStart) = blob[0] == UnversionedBlobFormat ? (1, 2 + blob[1])
                 : (BinaryPrimitives.ReadInt32BigEndian(blob.AsSpan(2 + blob[1], VersionSize)), 2 + blob[1] + VersionSize);
             var material = key.Material(version) ?? throw new ServiceException(ErrorCodes.DecryptionFailure,
-                $"Version {version} of the material of KMS key {key.Entity.Arn} that encrypts this secret is not available on this server (restart it to load key material rotated on another node).");
+                $"Version {version} of the material of KMS key {key.Entity.Arn} that encrypts this secret is not available on this server yet (it was rotated on another node; nodes load new material within a second).");
             var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
             var dataKey = Envelope.Open(material, blob.AsSpan(wrappedStart, valueStart - wrappedStart), DataKeyAssociatedData(keyId, arn, versionId));
             try

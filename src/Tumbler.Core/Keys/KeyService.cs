@@ -10,7 +10,7 @@ namespace Tumbler.Core.Keys;
 /// The KMS-like keys admin API: create, list, describe, enable, disable, schedule and cancel deletion, rotate material, aliases.
 /// Each call is authorized as <c>kms:&lt;Operation&gt;</c> on the key's ARN (CreateKey and ListKeys on
 /// <c>arn:aws:kms:REGION:ACCOUNT:key/*</c>). A change is written to the store first, then to this node's
-/// <see cref="KeyRing"/>, so it takes effect here at once; other nodes sharing a store learn it at restart.
+/// <see cref="KeyRing"/>, so it takes effect here at once; other nodes sharing a store learn it within a second (SharedStoreWatcher).
 /// The default key (alias/aws/secretsmanager) seals Tumbler's own data (access keys, function settings)
 /// and can be neither disabled nor deleted.
 /// </summary>

@@ -36,6 +36,8 @@ public sealed class SharedStoreWatcher(ISecretStore store, KeyRing keyRing, Iden
                         logger.LogError("KMS-like key {KeyId} cannot be unwrapped with this node's root key (was the root key rotated on another node?); " +
                             "restart this node with the current root key to read secrets encrypted under it", keyId);
                     }
+                    // Again: a credential looked up between the two (sealed under material only now loaded) must not stay cached as unknown.
+                    identities.ChangedElsewhere();
                     seen = generation;
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -74,7 +74,8 @@ public sealed class TumblerServer : IAsyncDisposable
                 // (tumbler keys rotate-root) writes the next key there, so key creation goes on through the rotation.
                 var rootKeys = new RootKeys(rootKey, [Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile),
                     Path.Combine(options.DataDirectory, ServerOptions.NextRootKeyFile)]);
-                keyRing = await KeyRing.OpenAsync(store, rootKeys, options.Regions[0], options.AccountId, TimeProvider.System, ct);
+                keyRing = await KeyRing.OpenAsync(store, rootKeys, options.Regions[0], options.AccountId, TimeProvider.System, ct,
+                    keepInterruptedRotation: options.UsesSharedStore);
             }
             catch (RootKeyMismatchException e)
             {
@@ -340,6 +341,12 @@ public sealed class TumblerServer : IAsyncDisposable
                     $"The root key {Path.GetFullPath(path)} is missing, but the store in {dataDirectory} holds data encrypted with it. " +
                     $"Restore the file or set {RootKeyFile.EnvironmentVariable}; a new key would make the data unreadable.");
             }
+            if (options.UsesSharedStore)
+            {
+                throw new StartupException(
+                    $"With a shared store every node needs the same root key, so none is made here: set {RootKeyFile.EnvironmentVariable} " +
+                    $"(for a new deployment: head -c 32 /dev/urandom | base64), put it in {Path.GetFullPath(path)}, or use a passphrase.");
+            }
             var key = RootKeyFile.Create(path);
             await output.WriteLineAsync($"Created root key {Path.GetFullPath(path)} (mode 0600): keep it safe and apart from backups of the store.");
             return key;
@@ -359,8 +366,9 @@ public sealed class TumblerServer : IAsyncDisposable
             {
                 throw new StartupException("This store's root key was not derived from a passphrase (it has no salt); start it with its root key.");
             }
-            salt = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-            await store.SetSettingAsync(RootKeyFile.SaltSetting, salt, ct);
+            // Nodes starting together on a new shared store all derive from the first salt stored.
+            salt = await store.InitializeSettingAsync(RootKeyFile.SaltSetting,
+                Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), ct);
             await output.WriteLineAsync($"Deriving the root key from the passphrase (PBKDF2-HMAC-SHA256, {RootKeyFile.PassphraseIterations} iterations, new salt in the store).");
         }
         return RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt));

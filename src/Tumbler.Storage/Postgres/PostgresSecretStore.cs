@@ -6,9 +6,11 @@ namespace Tumbler.Storage.Postgres;
 
 /// <summary>
 /// The store for several nodes: one PostgreSQL database shared by every <c>tumbler serve</c>, which keep no
-/// state of their own. Writers take one transaction-scoped advisory lock, so write transactions run one at a
-/// time across all nodes, exactly as on SQLite (a secrets manager writes rarely; reads never wait). A node
-/// that dies mid-transaction loses its session, and PostgreSQL releases the lock and rolls the work back.
+/// state of their own; Tumbler's tables live in the schema <c>tumbler</c>. Write transactions run one at a time
+/// across all nodes, as on SQLite (a secrets manager writes rarely): one writer per node (in process) queues for
+/// one transaction-scoped advisory lock, so queued writers never hold more than one connection per node and reads
+/// keep the rest of the pool. A node that dies mid-transaction loses its session and PostgreSQL rolls back and
+/// releases the lock; one that hangs is cut off by <c>idle_in_transaction_session_timeout</c> and TCP keepalives.
 /// </summary>
 public sealed class PostgresSecretStore : SqlSecretStore
 {
@@ -17,11 +19,31 @@ public sealed class PostgresSecretStore : SqlSecretStore
     /// <summary>The advisory lock key of the write lock ("Tumbler" in ASCII).</summary>
     private const long WriteLockKey = 0x54756D626C6572;
 
+    /// <summary>Tumbler's tables live in this schema, apart from whatever else the database holds.</summary>
+    public const string Schema = "tumbler";
+
     private readonly NpgsqlDataSource _dataSource;
+    private readonly SemaphoreSlim _writeLock = new(1, 1);
 
     public PostgresSecretStore(string connectionString)
     {
-        _dataSource = NpgsqlDataSource.Create(ConnectionStringFrom(connectionString));
+        var builder = new NpgsqlConnectionStringBuilder(ConnectionStringFrom(connectionString)) { SearchPath = Schema };
+        // Defaults for a shared store, unless the operator chose: fail fast when the database is down, a small pool per
+        // node (N nodes share the server's max_connections), keepalives and a cap on a transaction left idle by a hung node.
+        if (builder.Timeout == new NpgsqlConnectionStringBuilder().Timeout)
+        {
+            builder.Timeout = 5;
+        }
+        if (builder.MaxPoolSize == new NpgsqlConnectionStringBuilder().MaxPoolSize)
+        {
+            builder.MaxPoolSize = 20;
+        }
+        if (builder.KeepAlive == 0)
+        {
+            builder.KeepAlive = 30;
+        }
+        builder.Options = $"{builder.Options} -c idle_in_transaction_session_timeout=60000".Trim();
+        _dataSource = NpgsqlDataSource.Create(builder.ConnectionString);
     }
 
     /// <summary>
@@ -36,9 +58,10 @@ public sealed class PostgresSecretStore : SqlSecretStore
             {
                 return new NpgsqlConnectionStringBuilder(store).ConnectionString;
             }
-            catch (ArgumentException e)
+            catch (ArgumentException)
             {
-                throw new FormatException($"The PostgreSQL connection string is not valid: {e.Message}");
+                // Not the builder's message: it may quote a value, and values include the password.
+                throw new FormatException("The PostgreSQL connection string is not valid (an unknown keyword or a value of the wrong kind).");
             }
         }
         if (!Uri.TryCreate(store, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
@@ -105,6 +128,10 @@ public sealed class PostgresSecretStore : SqlSecretStore
             {
                 builder.Password = "***";
             }
+            if (builder.SslPassword is not null)
+            {
+                builder.SslPassword = "***";
+            }
             return builder.ConnectionString;
         }
         catch (FormatException)
@@ -117,7 +144,8 @@ public sealed class PostgresSecretStore : SqlSecretStore
     {
         // Under the write lock: nodes starting together migrate once, and no write runs on a half-migrated schema.
         await using var scope = await BeginWriteAsync(ct);
-        var exists = await Scalar(scope.Connection, scope.Transaction, "SELECT to_regclass('tumbler_schema') IS NOT NULL", ct) is true;
+        await Execute(scope.Connection, scope.Transaction, $"CREATE SCHEMA IF NOT EXISTS {Schema}", ct);
+        var exists = await Scalar(scope.Connection, scope.Transaction, $"SELECT to_regclass('{Schema}.tumbler_schema') IS NOT NULL", ct) is true;
         var version = exists ? Convert.ToInt32(await Scalar(scope.Connection, scope.Transaction, "SELECT version FROM tumbler_schema", ct)) : 0;
         if (version > SchemaVersion)
         {
@@ -240,22 +268,35 @@ public sealed class PostgresSecretStore : SqlSecretStore
 
     protected override async Task<DbConnection> OpenAsync(CancellationToken ct) => await _dataSource.OpenConnectionAsync(ct);
 
+    protected override async Task<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken ct) =>
+        await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
+
     protected override async Task<WriteScope> BeginWriteAsync(CancellationToken ct)
     {
-        var connection = await _dataSource.OpenConnectionAsync(ct);
+        await _writeLock.WaitAsync(ct);
+        NpgsqlConnection? connection = null;
         try
         {
+            connection = await _dataSource.OpenConnectionAsync(ct);
             var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.ReadCommitted, ct);
             // Read committed after the lock: every statement sees all that the previous writers committed.
             await Execute(connection, transaction, "SELECT pg_advisory_xact_lock(@key)", ct, ("@key", WriteLockKey));
-            return new WriteScope(connection, transaction);
+            return new WriteScope(connection, transaction, () => _writeLock.Release());
         }
         catch
         {
-            await connection.DisposeAsync();
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
+            _writeLock.Release();
             throw;
         }
     }
 
-    public override async ValueTask DisposeAsync() => await _dataSource.DisposeAsync();
+    public override async ValueTask DisposeAsync()
+    {
+        await _dataSource.DisposeAsync();
+        _writeLock.Dispose();
+    }
 }

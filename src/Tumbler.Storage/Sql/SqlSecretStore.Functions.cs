@@ -75,8 +75,14 @@ public abstract partial class SqlSecretStore
             : null;
     }
 
+    // Sessions are never cached, so deleting one is not a configuration change other nodes need to hear of.
     public Task DeleteSessionAsync(string accessKeyId, CancellationToken ct) =>
-        ChangeOneConfigurationRowAsync("DELETE FROM session_credentials WHERE access_key_id = @id", ct, ("@id", accessKeyId));
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            await Execute(sql.Connection, sql.Transaction, "DELETE FROM session_credentials WHERE access_key_id = @id", ct, ("@id", accessKeyId));
+            return true;
+        }, ct);
 
     private static (string, object?)[] FunctionParameters(FunctionEntity f) =>
     [

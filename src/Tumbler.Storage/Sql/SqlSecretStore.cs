@@ -22,6 +22,12 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     /// </summary>
     protected abstract Task<WriteScope> BeginWriteAsync(CancellationToken ct);
 
+    /// <summary>
+    /// Begins a read-only snapshot on a connection, so that the statements of one read (a key with its materials and
+    /// aliases, a secret with its versions) see one state even while other nodes write.
+    /// </summary>
+    protected abstract Task<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken ct);
+
     protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, Action? release = null) : IAsyncDisposable
     {
         public DbConnection Connection { get; } = connection;
@@ -31,8 +37,14 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         {
             try
             {
-                await Transaction.DisposeAsync();
-                await Connection.DisposeAsync();
+                try
+                {
+                    await Transaction.DisposeAsync();
+                }
+                finally
+                {
+                    await Connection.DisposeAsync();
+                }
             }
             finally
             {
@@ -63,12 +75,15 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             return (string)(await Scalar(sql.Connection, sql.Transaction, "SELECT value FROM settings WHERE name = @name", ct, ("@name", name)))!;
         }, ct);
 
-    public async Task SetSettingAsync(string name, string value, CancellationToken ct)
-    {
-        await using var connection = await OpenAsync(ct);
-        await Execute(connection, null, "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            ct, ("@name", name), ("@value", value));
-    }
+    public Task SetSettingAsync(string name, string value, CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            await Execute(sql.Connection, sql.Transaction,
+                "INSERT INTO settings (name, value) VALUES (@name, @value) ON CONFLICT (name) DO UPDATE SET value = excluded.value", ct,
+                ("@name", name), ("@value", value));
+            return true;
+        }, ct);
 
     private const string ConfigurationGenerationSetting = "configuration_generation";
 
@@ -85,7 +100,8 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     {
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
-        return await FindSecretAsync(connection, null, region, lookup, ct);
+        await using var snapshot = await BeginReadAsync(connection, ct);
+        return await FindSecretAsync(connection, snapshot, region, lookup, ct);
     }
 
     public async Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct)
@@ -99,9 +115,10 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     {
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
+        await using var snapshot = await BeginReadAsync(connection, ct);
         var deletedClause = includeScheduledForDeletion ? "" : " AND deletion_date IS NULL";
         var secrets = new Dictionary<long, SecretEntity>();
-        await using (var command = Command(connection, null, $"SELECT {SecretColumns} FROM secrets WHERE region = @region{deletedClause} ORDER BY created, id", ("@region", region)))
+        await using (var command = Command(connection, snapshot, $"SELECT {SecretColumns} FROM secrets WHERE region = @region{deletedClause} ORDER BY created, id", ("@region", region)))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -110,7 +127,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
                 secrets.Add(secret.Key, secret);
             }
         }
-        await using (var command = Command(connection, null,
+        await using (var command = Command(connection, snapshot,
             $"SELECT v.secret_id, {VersionColumns} FROM versions v JOIN secrets s ON s.id = v.secret_id WHERE s.region = @region{deletedClause} ORDER BY v.created", ("@region", region)))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
@@ -160,8 +177,9 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     {
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
+        await using var snapshot = await BeginReadAsync(connection, ct);
         var aliases = new List<(string Alias, string KeyId)>();
-        await using (var command = Command(connection, null, "SELECT alias, key_id FROM kms_aliases"))
+        await using (var command = Command(connection, snapshot, "SELECT alias, key_id FROM kms_aliases"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -170,7 +188,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             }
         }
         var materials = new List<(string KeyId, KeyMaterialEntity Material)>();
-        await using (var command = Command(connection, null, "SELECT key_id, version, created, wrapped, wrapped_next FROM kms_key_materials ORDER BY key_id, version"))
+        await using (var command = Command(connection, snapshot, "SELECT key_id, version, created, wrapped, wrapped_next FROM kms_key_materials ORDER BY key_id, version"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -180,7 +198,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             }
         }
         var keys = new List<KmsKeyEntity>();
-        await using (var command = Command(connection, null, "SELECT key_id, arn, description, enabled, created, deletion_date FROM kms_keys ORDER BY created"))
+        await using (var command = Command(connection, snapshot, "SELECT key_id, arn, description, enabled, created, deletion_date FROM kms_keys ORDER BY created"))
         await using (var reader = await command.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))

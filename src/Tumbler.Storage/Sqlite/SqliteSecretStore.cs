@@ -206,17 +206,26 @@ public sealed class SqliteSecretStore : SqlSecretStore
         return connection;
     }
 
+    // Deferred: a WAL reader's snapshot, taking no lock that would make writers wait.
+    protected override Task<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken ct) =>
+        Task.FromResult<DbTransaction>(((SqliteConnection)connection).BeginTransaction(deferred: true));
+
     protected override async Task<WriteScope> BeginWriteAsync(CancellationToken ct)
     {
         await _writeLock.WaitAsync(ct);
+        DbConnection? connection = null;
         try
         {
-            var connection = await OpenAsync(ct);
+            connection = await OpenAsync(ct);
             // BEGIN IMMEDIATE: the database write lock is taken now, not at the first write.
             return new WriteScope(connection, await connection.BeginTransactionAsync(ct), () => _writeLock.Release());
         }
         catch
         {
+            if (connection is not null)
+            {
+                await connection.DisposeAsync();
+            }
             _writeLock.Release();
             throw;
         }

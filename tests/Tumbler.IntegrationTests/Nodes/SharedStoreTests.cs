@@ -109,6 +109,23 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         (await cli.SecretsManager("get-secret-value", "--secret-id", secretId, "--version-stage", stage)).Ok().Json.GetProperty("SecretString").GetString()!;
 
     [Fact]
+    public async Task A_node_given_no_root_key_refuses_to_make_one_for_a_shared_store_and_the_store_password_stays_hidden()
+    {
+        await using var cluster = await Cluster.CreateAsync();
+        var outcome = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            Environment = new Dictionary<string, string> { ["TUMBLER_STORE"] = cluster.Store },
+        });
+        Assert.False(outcome.BecameReady, outcome.ToString());
+        Assert.Contains("every node needs the same root key", outcome.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain(Postgres.AdminPassword, outcome.StandardOutput + outcome.StandardError, StringComparison.Ordinal);
+
+        var node = await cluster.StartNodeAsync();
+        Assert.Contains("Password=***", node.StandardOutput, StringComparison.Ordinal); // the ready line names the store, masked
+        Assert.DoesNotContain(Postgres.AdminPassword, node.StandardOutput + node.StandardError, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Any_node_answers_alike_and_a_change_made_on_one_node_holds_on_the_others_within_seconds()
     {
         await using var cluster = await Cluster.CreateAsync();
@@ -249,14 +266,14 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
                     RotationRules = new { AutomaticallyAfterDays = 1 }, RotateImmediately = false, ClientRequestToken = Guid.NewGuid().ToString(),
                 }, ct);
             });
-        await EventuallyAsync(async () => Convert.ToInt64(await cluster.ScalarAsync("SELECT COUNT(*) FROM rotations")) == 0,
+        await EventuallyAsync(async () => Convert.ToInt64(await cluster.ScalarAsync("SELECT COUNT(*) FROM tumbler.rotations")) == 0,
             "the test-only rotations finished", 180);
 
         // Every schedule due at this instant: the three schedulers race for the same 200 secrets.
         var dueAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await Postgres.ExecuteAsync("UPDATE secrets SET next_rotation_start = @due WHERE rotation_enabled = 1", cluster.Database, ("due", dueAt));
+        await Postgres.ExecuteAsync("UPDATE tumbler.secrets SET next_rotation_start = @due WHERE rotation_enabled = 1", cluster.Database, ("due", dueAt));
         await EventuallyAsync(async () => Convert.ToInt64(await cluster.ScalarAsync(
-                "SELECT COUNT(*) FROM secrets s WHERE last_rotated >= @due AND NOT EXISTS (SELECT 1 FROM rotations r WHERE r.secret_id = s.id)",
+                "SELECT COUNT(*) FROM tumbler.secrets s WHERE last_rotated >= @due AND NOT EXISTS (SELECT 1 FROM tumbler.rotations r WHERE r.secret_id = s.id)",
                 ("due", dueAt))) == Count,
             $"all {Count} scheduled rotations finished", 240);
 
