@@ -65,6 +65,21 @@ internal sealed class LoadClient(string accessKeyId, string secretAccessKey)
         return (response.StatusCode, await response.Content.ReadAsByteArrayAsync(), response.Content.Headers.ContentType?.ToString() ?? "");
     }
 
+    /// <summary>Sends each call once, 8 at a time, and fails unless every one answers 200.</summary>
+    public async Task PrimeAsync(Uri endpoint, IReadOnlyList<PreparedCall> calls)
+    {
+        using var client = new HttpClient();
+        await Parallel.ForEachAsync(calls, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (call, ct) =>
+        {
+            using var request = Build(endpoint, call);
+            using var response = await client.SendAsync(request, ct);
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                throw new InvalidOperationException($"{call.Operation} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(ct)}");
+            }
+        });
+    }
+
     /// <summary>
     /// Runs <paramref name="connections"/> workers for <paramref name="warmup"/> (not counted: opens the
     /// connections, settles tiered JIT) and then <paramref name="duration"/>. <paramref name="next"/> gives

@@ -18,6 +18,8 @@ var accessKeyId = "AKIA" + Convert.ToHexString(RandomNumberGenerator.GetBytes(8)
 var secretAccessKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(30));
 var load = new LoadClient(accessKeyId, secretAccessKey);
 var report = new StringBuilder();
+// The distinct calls of the last CallsOf, per operation: read once before a cell (see CellAsync).
+var primers = new Dictionary<string, PreparedCall[]>();
 Console.Error.WriteLine($"tumbler: {tumblerDll}; work directory {work.FullName}");
 try
 {
@@ -68,6 +70,7 @@ Func<PreparedCall> CallsOf(string operation, Uri endpoint, int secrets)
             var pool = Enumerable.Range(0, Math.Min(secrets, options.Targets))
                 .Select(_ => Sign(new PreparedCall(operation, Encoding.UTF8.GetBytes(LoadClient.Json(("SecretId", Seeder.NameOf(random.Next(secrets))))))))
                 .ToArray();
+            primers[operation] = pool;
             return () => pool[Random.Shared.Next(pool.Length)];
         case "ListSecrets":
             var list = Sign(new PreparedCall(operation, Encoding.UTF8.GetBytes(LoadClient.Json(("MaxResults", 100))))) ;
@@ -91,6 +94,12 @@ Func<PreparedCall> CallsOf(string operation, Uri endpoint, int secrets)
 async Task<CellResult> CellAsync(ChildServer server, string operation, int connections, int secrets, bool measureCpu)
 {
     var next = CallsOf(operation, server.Endpoint, secrets);
+    if (primers.Remove(operation, out var distinct))
+    {
+        // The first read of a secret in a day records its last-access date (a durable write); read each target
+        // once first, so the cell measures the steady state of reads and not a burst of those writes.
+        await load.PrimeAsync(server.Endpoint, distinct);
+    }
     var result = await load.RunAsync(server.Endpoint, next, connections, TimeSpan.FromSeconds(options.Warmup), TimeSpan.FromSeconds(options.Seconds),
         measureCpu ? server : null);
     Console.Error.WriteLine($"  {operation} × {connections}: {result.RequestsPerSecond:F0} req/s, p50 {result.P50Ms:F2} ms, p99 {result.P99Ms:F2} ms, "
@@ -155,7 +164,7 @@ async Task ScaleBenchAsync()
 {
     report.AppendLine(CultureInfo.InvariantCulture, $"Scale: {options.ScaleVersions} versions per secret, {options.ValueBytes} B values, {options.ScaleConnections} connections:");
     report.AppendLine();
-    report.AppendLine("| secrets | seed s | tumbler.db MiB | startup s | RSS after start MiB | GetSecretValue req/s | p50 ms | p99 ms | ListSecrets req/s | p50 ms | p99 ms | peak RSS MiB | load avg |");
+    report.AppendLine("| secrets | seed s | tumbler.db MiB | startup s, median (all) | RSS after start MiB | GetSecretValue req/s | p50 ms | p99 ms | ListSecrets req/s | p50 ms | p99 ms | peak RSS MiB | load avg |");
     report.AppendLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     var rows = new List<(int Secrets, double Startup, CellResult Get, CellResult List, double PeakRss)>();
     foreach (var secrets in options.ScaleSizes)
@@ -164,14 +173,24 @@ async Task ScaleBenchAsync()
         var dataDir = await NewDataDirAsync($"scale-{secrets}", secrets, options.ScaleVersions);
         var seedSeconds = clock.Elapsed.TotalSeconds;
         var dbMiB = new FileInfo(Path.Combine(dataDir, "tumbler.db")).Length / 1048576.0;
+        // Startup: process start to /health/ready answering, over a few starts (the first after seeding may find a cold cache).
+        var startups = new List<double>();
+        for (var i = 1; i < options.Starts; i++)
+        {
+            await using var once = await ChildServer.StartTumblerAsync(tumblerDll, dataDir, accessKeyId, secretAccessKey);
+            startups.Add(once.StartupTime.TotalSeconds);
+        }
         await using var tumbler = await ChildServer.StartTumblerAsync(tumblerDll, dataDir, accessKeyId, secretAccessKey);
-        var startup = tumbler.StartupTime.TotalSeconds;
+        startups.Add(tumbler.StartupTime.TotalSeconds);
+        startups.Sort();
+        var startup = startups[startups.Count / 2];
+        var startupText = string.Join(" ", startups.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)));
         var rssAfterStart = tumbler.RssMiB();
         var get = await CellAsync(tumbler, "GetSecretValue", options.ScaleConnections, secrets, measureCpu: true);
         var list = await CellAsync(tumbler, "ListSecrets", options.ScaleConnections, secrets, measureCpu: true);
         var peak = tumbler.PeakRssMiB();
         report.AppendLine(CultureInfo.InvariantCulture,
-            $"| {secrets:N0} | {seedSeconds:F0} | {dbMiB:F0} | {startup:F2} | {rssAfterStart:F0} | {get.RequestsPerSecond:F0} | {get.P50Ms:F2} | {get.P99Ms:F2} | {list.RequestsPerSecond:F0} | {list.P50Ms:F2} | {list.P99Ms:F2} | {peak:F0} | {get.LoadAverage} / {list.LoadAverage} |");
+            $"| {secrets:N0} | {seedSeconds:F0} | {dbMiB:F0} | {startup:F2} ({startupText}) | {rssAfterStart:F0} | {get.RequestsPerSecond:F0} | {get.P50Ms:F2} | {get.P99Ms:F2} | {list.RequestsPerSecond:F0} | {list.P50Ms:F2} | {list.P99Ms:F2} | {peak:F0} | {get.LoadAverage} / {list.LoadAverage} |");
         rows.Add((secrets, startup, get, list, peak));
         await tumbler.StopAsync();
         if (!options.Keep)
@@ -188,7 +207,7 @@ async Task ScaleBenchAsync()
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {large.Secrets:N0} vs {small.Secrets:N0} secrets: GetSecretValue throughput {getRatio:F2}× lower, p99 {large.Get.P99Ms / small.Get.P99Ms:F2}×; ")
             + string.Create(CultureInfo.InvariantCulture, $"ListSecrets throughput {listRatio:F2}× lower, p99 {large.List.P99Ms / small.List.P99Ms:F2}× (target within 2×: {(getRatio <= 2 && listRatio <= 2 ? "met" : "MISSED")})"));
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {large.Secrets:N0} secrets: peak RSS {large.PeakRss:F0} MiB (target < 300 MB: {(large.PeakRss * 1.048576 < 300 ? "met" : "MISSED")}), ")
-            + string.Create(CultureInfo.InvariantCulture, $"startup {large.Startup:F2} s (target < 2 s: {(large.Startup < 2 ? "met" : "MISSED")})"));
+            + string.Create(CultureInfo.InvariantCulture, $"median startup {large.Startup:F2} s (target < 2 s: {(large.Startup < 2 ? "met" : "MISSED")})"));
     }
     report.AppendLine();
 }
@@ -206,6 +225,7 @@ internal sealed record Options
     public int[] ScaleSizes { get; init; } = [1_000, 100_000];
     public int ScaleVersions { get; init; } = 5;
     public int ScaleConnections { get; init; } = 8;
+    public int Starts { get; init; } = 3;
     public bool SignEach { get; init; }
     public bool Keep { get; init; }
     public string? TumblerDll { get; init; }
@@ -230,6 +250,7 @@ internal sealed record Options
                 "--scale-sizes" => options with { ScaleSizes = Ints() },
                 "--scale-versions" => options with { ScaleVersions = Ints()[0] },
                 "--scale-connections" => options with { ScaleConnections = Ints()[0] },
+                "--starts" => options with { Starts = Math.Max(1, Ints()[0]) },
                 "--sign-each" => options with { SignEach = true },
                 "--keep" => options with { Keep = true },
                 "--tumbler-dll" => options with { TumblerDll = Value() },
