@@ -24,7 +24,7 @@ Console.Error.WriteLine($"tumbler: {tumblerDll}; work directory {work.FullName}"
 try
 {
     report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"Tumbler.Bench.Http, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, {Environment.ProcessorCount} cores, .NET {Environment.Version}, ")
-        + string.Create(CultureInfo.InvariantCulture, $"{options.Seconds} s per cell after {options.Warmup} s warm-up, load average at start {LoadClient.LoadAverage()}"));
+        + string.Create(CultureInfo.InvariantCulture, $"{options.Seconds} s per cell after {options.Warmup} s warm-up ({options.ServerWarmup} s per operation when a server starts), load average at start {LoadClient.LoadAverage()}"));
     report.AppendLine();
     if (options.Only is null or "http")
     {
@@ -91,6 +91,18 @@ Func<PreparedCall> CallsOf(string operation, Uri endpoint, int secrets)
     PreparedCall Sign(PreparedCall call) => options.SignEach ? call : load.Presign(endpoint, call);
 }
 
+// Before the first cell: every operation for a few seconds, unmeasured, so that tiered JIT has compiled the
+// hot paths of both servers (otherwise the first cells pay for it).
+async Task WarmUpAsync(ChildServer server, IEnumerable<string> operations, int secrets)
+{
+    foreach (var operation in operations)
+    {
+        var next = CallsOf(operation, server.Endpoint, secrets);
+        primers.Remove(operation);
+        await load.RunAsync(server.Endpoint, next, 8, TimeSpan.Zero, TimeSpan.FromSeconds(options.ServerWarmup), null);
+    }
+}
+
 async Task<CellResult> CellAsync(ChildServer server, string operation, int connections, int secrets, bool measureCpu)
 {
     var next = CallsOf(operation, server.Endpoint, secrets);
@@ -125,6 +137,8 @@ async Task HttpBenchAsync()
         Console.Error.WriteLine($"{operation}: response {body.Length} bytes");
     }
     await using var bare = await ChildServer.StartBareAsync(responses);
+    await WarmUpAsync(tumbler, options.Operations, options.Secrets);
+    await WarmUpAsync(bare, options.Operations, options.Secrets);
 
     report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 on loopback, {options.Secrets:N0} secrets of {options.ValueBytes} B, ")
         + (options.SignEach ? "every request signed when sent" : "GetSecretValue/DescribeSecret/ListSecrets signed ahead, PutSecretValue signed per request") + ":");
@@ -186,6 +200,7 @@ async Task ScaleBenchAsync()
         var startup = startups[startups.Count / 2];
         var startupText = string.Join(" ", startups.Select(t => t.ToString("F2", CultureInfo.InvariantCulture)));
         var rssAfterStart = tumbler.RssMiB();
+        await WarmUpAsync(tumbler, ["GetSecretValue", "ListSecrets"], secrets);
         var get = await CellAsync(tumbler, "GetSecretValue", options.ScaleConnections, secrets, measureCpu: true);
         var list = await CellAsync(tumbler, "ListSecrets", options.ScaleConnections, secrets, measureCpu: true);
         var peak = tumbler.PeakRssMiB();
@@ -226,6 +241,7 @@ internal sealed record Options
     public int ScaleVersions { get; init; } = 5;
     public int ScaleConnections { get; init; } = 8;
     public int Starts { get; init; } = 3;
+    public double ServerWarmup { get; init; } = 2;
     public bool SignEach { get; init; }
     public bool Keep { get; init; }
     public string? TumblerDll { get; init; }
@@ -250,6 +266,7 @@ internal sealed record Options
                 "--scale-sizes" => options with { ScaleSizes = Ints() },
                 "--scale-versions" => options with { ScaleVersions = Ints()[0] },
                 "--scale-connections" => options with { ScaleConnections = Ints()[0] },
+                "--server-warmup" => options with { ServerWarmup = double.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--starts" => options with { Starts = Math.Max(1, Ints()[0]) },
                 "--sign-each" => options with { SignEach = true },
                 "--keep" => options with { Keep = true },

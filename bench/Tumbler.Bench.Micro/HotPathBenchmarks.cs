@@ -10,13 +10,14 @@ using Tumbler.Core.Crypto;
 using Tumbler.Core.Secrets;
 using Tumbler.Server.Auth;
 using Tumbler.Server.Protocol;
+using Tumbler.Core.Storage;
 using Tumbler.Storage.Sqlite;
 
 namespace Tumbler.Bench.Micro;
 
 /// <summary>
 /// The pieces every GetSecretValue pays for, each alone: the real classes the server uses, set up once
-/// (a SQLite store in a temp directory only to open a KeyRing), then called in a loop.
+/// (a SQLite store in a temp directory, WAL and synchronous FULL as the server has it), then called in a loop.
 /// </summary>
 [MemoryDiagnoser]
 public class HotPathBenchmarks
@@ -75,6 +76,27 @@ public class HotPathBenchmarks
         var value = "{\"username\":\"app\",\"password\":\"" + new string('x', 990) + "\"}";
         _blob = _keys.Encrypt(_keys.DefaultKeyId, new SecretPlaintext(value, null), Arn, _versionId);
 
+        // Store: the secret with that value, among 1,000 others, for the two reads GetSecretValue makes.
+        await _store.WriteAsync(async writer =>
+        {
+            for (var i = 0; i <= 1000; i++)
+            {
+                var secret = new SecretEntity
+                {
+                    Region = Region, Name = $"bench/secret-{i:D6}", Arn = i == 42 ? Arn : SecretArn.Create(Region, Account, $"bench/secret-{i:D6}"),
+                    CreatedDate = Now, LastChangedDate = Now,
+                };
+                await writer.InsertSecretAsync(secret);
+                var version = new VersionEntity { VersionId = i == 42 ? _versionId : Guid.NewGuid().ToString(), CreatedDate = Now, KeyId = _keys.DefaultKeyId, HasValue = true, Labels = ["AWSCURRENT"] };
+                await writer.InsertVersionAsync(secret.Key, version, i == 42 ? _blob : _keys.Encrypt(_keys.DefaultKeyId, new SecretPlaintext(value, null), secret.Arn, version.VersionId));
+            }
+            return 0;
+        }, CancellationToken.None);
+        if (await ReadFromStoreAsync() != _blob.Length)
+        {
+            throw new InvalidOperationException("the benchmark secret should be in the store");
+        }
+
         // JSON: the GetSecretValue response the endpoint writes.
         _response = new GetSecretValueResponse
         {
@@ -128,6 +150,14 @@ public class HotPathBenchmarks
 
     [Benchmark(Description = "Envelope decrypt (1 KiB value)")]
     public string? DecryptValue() => _keys.Decrypt(_blob, Arn, _versionId).Text;
+
+    [Benchmark(Description = "SQLite: FindSecret + ReadValue (GetSecretValue's reads)")]
+    public async Task<int> ReadFromStoreAsync()
+    {
+        var secret = await _store.FindSecretAsync(Region, SecretLookup.ByName("bench/secret-000042"), CancellationToken.None);
+        var blob = await _store.ReadValueAsync(secret!.Key, secret.Versions[0].VersionId, CancellationToken.None);
+        return blob!.Length;
+    }
 
     [Benchmark(Description = "JSON: GetSecretValue response (1 KiB value)")]
     public int SerializeResponse()
