@@ -217,10 +217,13 @@ async Task ScaleBenchAsync()
     var small = rows[0];
     foreach (var large in rows.Skip(1))
     {
-        var getRatio = small.Get.RequestsPerSecond / large.Get.RequestsPerSecond;
-        var listRatio = small.List.RequestsPerSecond / large.List.RequestsPerSecond;
-        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {large.Secrets:N0} vs {small.Secrets:N0} secrets: GetSecretValue throughput {getRatio:F2}× lower, p99 {large.Get.P99Ms / small.Get.P99Ms:F2}×; ")
-            + string.Create(CultureInfo.InvariantCulture, $"ListSecrets throughput {listRatio:F2}× lower, p99 {large.List.P99Ms / small.List.P99Ms:F2}× (target within 2×: {(getRatio <= 2 && listRatio <= 2 ? "met" : "MISSED")})"));
+        // How many times slower the large store is (above 1: slower), by throughput and by p99.
+        var getSlower = small.Get.RequestsPerSecond / large.Get.RequestsPerSecond;
+        var listSlower = small.List.RequestsPerSecond / large.List.RequestsPerSecond;
+        var worst = new[] { getSlower, listSlower, large.Get.P99Ms / small.Get.P99Ms, large.List.P99Ms / small.List.P99Ms }.Max();
+        report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {large.Secrets:N0} vs {small.Secrets:N0} secrets, times slower (throughput, p99): ")
+            + string.Create(CultureInfo.InvariantCulture, $"GetSecretValue {getSlower:F2}, {large.Get.P99Ms / small.Get.P99Ms:F2}; ListSecrets {listSlower:F2}, {large.List.P99Ms / small.List.P99Ms:F2} ")
+            + string.Create(CultureInfo.InvariantCulture, $"(target within 2×: {(worst <= 2 ? "met" : "MISSED")})"));
         report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"- {large.Secrets:N0} secrets: peak RSS {large.PeakRss:F0} MiB (target < 300 MB: {(large.PeakRss * 1.048576 < 300 ? "met" : "MISSED")}), ")
             + string.Create(CultureInfo.InvariantCulture, $"median startup {large.Startup:F2} s (target < 2 s: {(large.Startup < 2 ? "met" : "MISSED")})"));
     }
