@@ -58,6 +58,8 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
     public Task<bool> HasDataAsync(CancellationToken ct) => Read(() => inner.HasDataAsync(ct));
     public Task<string?> GetSettingAsync(string name, CancellationToken ct) => Read(() => inner.GetSettingAsync(name, ct));
     public Task SetSettingAsync(string name, string value, CancellationToken ct) => Write(() => inner.SetSettingAsync(name, value, ct));
+    public Task<string> InitializeSettingAsync(string name, string value, CancellationToken ct) => Write(() => inner.InitializeSettingAsync(name, value, ct));
+    public Task<long> GetConfigurationGenerationAsync(CancellationToken ct) => Read(() => inner.GetConfigurationGenerationAsync(ct));
     public Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct) => Read(() => inner.FindSecretAsync(region, lookup, ct));
     public Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct) => Read(() => inner.ReadValueAsync(secretKey, versionId, ct));
     public Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct) =>
@@ -70,13 +72,18 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
         Write(() => inner.SetLastAccessedAsync(secretKey, versionId, date, ct));
     public Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeDeletedAsync(now, ct));
     public Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct) => Read(() => inner.ListKeysAsync(ct));
-    public Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct) => Write(() => inner.InsertKeyAsync(key, rootKeyCheck, ct));
+    public Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
+        Write(() => inner.InsertKeyAsync(key, rootKeyCheck, nextRootKeyCheck, ct));
+    public Task<bool> InsertKeyMaterialAsync(string keyId, KeyMaterialEntity material, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct) =>
+        Write(() => inner.InsertKeyMaterialAsync(keyId, material, rootKeyCheck, nextRootKeyCheck, ct));
     public Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct) =>
         Write(() => inner.UpdateKeyStateAsync(keyId, enabled, deletionDate, ct));
     public Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeKeysAsync(now, ct));
     public Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct) => Write(() => inner.InsertAliasAsync(alias, keyId, ct));
+    public Task<bool> UpdateAliasAsync(string alias, string keyId, CancellationToken ct) => Write(() => inner.UpdateAliasAsync(alias, keyId, ct));
+    public Task<bool> DeleteAliasAsync(string alias, CancellationToken ct) => Write(() => inner.DeleteAliasAsync(alias, ct));
     public Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct) => Read(() => inner.CountVersionsUsingKeyAsync(keyId, ct));
-    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
+    public Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct) =>
         Write(() => inner.PrepareRootKeyRotationAsync(wrappedNext, nextRootKeyCheck, ct));
     public Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct) =>
         Write(() => inner.CompleteRootKeyRotationAsync(nextRootKeyCheck, ct));

@@ -35,6 +35,17 @@ internal static class KeysCommand
         command.Subcommands.Add(Call(connection, "create-alias", "Name a key with an alias (alias/NAME) usable as KmsKeyId.", "CreateAlias",
             new Option<string>("--alias-name") { Description = "alias/NAME (not alias/aws/...).", Required = true },
             new Option<string>("--target-key-id") { Description = "The key: id, ARN, alias or alias ARN.", Required = true }));
+        command.Subcommands.Add(Call(connection, "rotate",
+            "Rotate a key's material (as aws kms rotate-key-on-demand): new secret versions use the new material, older ones stay readable.",
+            "RotateKeyOnDemand", keyId()));
+        var alias = new Command("alias", "List, repoint or delete aliases (alias/aws/secretsmanager always names the default key).");
+        var aliasName = () => new Option<string>("--alias-name") { Description = "alias/NAME.", Required = true };
+        alias.Subcommands.Add(Call(connection, "list", "List the aliases (of one key with --key-id).", "ListAliases",
+            new Option<string?>("--key-id") { Description = "Only this key's aliases: key id, key ARN, alias name or alias ARN." }));
+        alias.Subcommands.Add(Call(connection, "update", "Point an alias at another key.", "UpdateAlias", aliasName(),
+            new Option<string>("--target-key-id") { Description = "The key: id, ARN, alias or alias ARN.", Required = true }));
+        alias.Subcommands.Add(Call(connection, "delete", "Delete an alias (the key stays).", "DeleteAlias", aliasName()));
+        command.Subcommands.Add(alias);
         command.Subcommands.Add(RotateRootCommand.Create());
         return command;
     }
@@ -69,7 +80,7 @@ internal static class KeysCommand
         return command;
     }
 
-    /// <summary>CreationDate/DeletionDate (epoch seconds on the wire) as the aws CLI v2 prints them: 2024-01-02T03:04:05.678000+00:00.</summary>
+    /// <summary>CreationDate/DeletionDate/LastRotationDate (epoch seconds on the wire) as the aws CLI v2 prints them: 2024-01-02T03:04:05.678000+00:00.</summary>
     private static JsonElement Dates(JsonElement answer)
     {
         if (answer.ValueKind != JsonValueKind.Object)
@@ -86,7 +97,7 @@ internal static class KeysCommand
             {
                 foreach (var (name, value) in obj.ToList())
                 {
-                    if (name is "CreationDate" or "DeletionDate" && value is JsonValue v && v.TryGetValue<decimal>(out var seconds))
+                    if (name is "CreationDate" or "DeletionDate" or "LastRotationDate" && value is JsonValue v && v.TryGetValue<decimal>(out var seconds))
                     {
                         obj[name] = DateTimeOffset.FromUnixTimeMilliseconds((long)(seconds * 1000m))
                             .ToString("yyyy-MM-dd'T'HH:mm:ss.ffffffzzz", CultureInfo.InvariantCulture);

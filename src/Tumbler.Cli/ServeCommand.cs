@@ -14,6 +14,13 @@ internal static class ServeCommand
             Description = $"Directory holding the store, the root key, the root credentials and {ServeSettings.FileName} (created on first start). "
                 + $"Default: ${ServeSettings.DataDirEnvironment}, else {defaults.DataDirectory}.",
         };
+        var store = new Option<string>("--store")
+        {
+            Description = "sqlite (default: DATA_DIR/tumbler.db), or a PostgreSQL store several nodes share: postgres://USER:PASSWORD@HOST:PORT/DB"
+                + "[?sslmode=verify-full&sslrootcert=CA.pem] or an Npgsql connection string. Keep the password off the command line: "
+                + $"set TUMBLER_STORE or \"store\" in {ServeSettings.FileName}.",
+            HelpName = "STORE",
+        };
         var listen = new Option<string[]>("--listen")
         {
             Description = $"Address and port to listen on (HOST:PORT, IPv6 as [::1]:PORT); repeat to listen on several. Default {ServerOptions.DefaultListen}.",
@@ -102,12 +109,12 @@ internal static class ServeCommand
         };
         var command = new Command("serve", "Run the Tumbler server.")
         {
-            dataDir, config, printConfig, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
+            dataDir, config, printConfig, store, listen, region, accountId, acceptAny, tlsCert, tlsKey, tlsSelfSigned, trustedProxy, rateLimit, rateBurst, audit, metrics,
             logFormat, logLevel, passphraseFile,
         };
         var flags = new Dictionary<string, Option>(StringComparer.Ordinal)
         {
-            ["listen"] = listen, ["region"] = region, ["accountId"] = accountId, ["acceptAnyCredentials"] = acceptAny, ["tlsCert"] = tlsCert,
+            ["store"] = store, ["listen"] = listen, ["region"] = region, ["accountId"] = accountId, ["acceptAnyCredentials"] = acceptAny, ["tlsCert"] = tlsCert,
             ["tlsKey"] = tlsKey, ["tlsSelfSigned"] = tlsSelfSigned, ["trustedProxy"] = trustedProxy, ["rateLimit"] = rateLimit,
             ["rateBurst"] = rateBurst, ["metrics"] = metrics, ["audit"] = audit, ["logFormat"] = logFormat, ["logLevel"] = logLevel,
         };
@@ -203,7 +210,7 @@ internal static class ServeCommand
         }
         await using (server)
         {
-            output.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {string.Join(", ", server.Endpoints)} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)})");
+            output.WriteLine($"Tumbler is ready: serving the Secrets Manager API on {string.Join(", ", server.Endpoints)} (regions {string.Join(", ", options.Regions)}, data in {Path.GetFullPath(options.DataDirectory)}{(options.UsesSharedStore ? $", store {Tumbler.Storage.Postgres.PostgresSecretStore.Mask(options.Store!)}" : "")})");
             await server.WaitForShutdownAsync();
         }
         output.WriteLine("Tumbler stopped.");

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Rotation;
 using Tumbler.Server.Hosting;
+using Tumbler.Storage.Postgres;
 
 namespace Tumbler.Cli;
 
@@ -50,6 +51,7 @@ internal static class ServeSettings
     /// <summary>Every setting the file, the environment and the flags can carry (the data directory is apart: see <see cref="ResolveDataDir"/>).</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
+        new("store", Kind.Text),
         new("listen", Kind.TextList),
         new("region", Kind.TextList),
         new("accountId", Kind.Text),
@@ -242,6 +244,16 @@ internal static class ServeSettings
                     ?? throw new StartupException($"{where}: must be one of {string.Join(", ", choices)}, got {s}");
             case (_, string s) when s.Length == 0:
                 throw new StartupException($"{where}: must not be empty");
+            case ("store", string s) when !string.Equals(s, "sqlite", StringComparison.OrdinalIgnoreCase):
+                try
+                {
+                    PostgresSecretStore.ConnectionStringFrom(s);
+                }
+                catch (FormatException e)
+                {
+                    throw new StartupException($"{where}: {e.Message} Give sqlite, a postgres:// URL or an Npgsql connection string.");
+                }
+                break;
             case ("accountId", string s) when s.Length != 12 || !s.All(char.IsAsciiDigit):
                 throw new StartupException($"{where}: must be 12 digits, got {s}");
             case (_, string[] list) when list.Length == 0:
@@ -288,6 +300,7 @@ internal static class ServeSettings
         return new ServerOptions
         {
             DataDirectory = dataDir,
+            Store = Get<string>("store"),
             Listen = Get<string[]>("listen") ?? defaults.Listen,
             Regions = Get<string[]>("region") ?? defaults.Regions,
             AccountId = Get<string>("accountId") ?? defaults.AccountId,
@@ -363,6 +376,7 @@ internal static class ServeSettings
     {
         switch (key)
         {
+            case "store": w.WriteStringValue(o.UsesSharedStore ? PostgresSecretStore.Mask(o.Store!) : "sqlite"); break;
             case "listen": WriteList(w, o.Listen); break;
             case "region": WriteList(w, o.Regions); break;
             case "accountId": w.WriteStringValue(o.AccountId); break;

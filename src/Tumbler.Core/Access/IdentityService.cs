@@ -225,6 +225,9 @@ public sealed partial class IdentityService(IIdentityStore store, KeyRing keys, 
 
     private void Changed() => Interlocked.Increment(ref _generation);
 
+    /// <summary>Drops what was derived from the store before now: another node changed users, keys or policies.</summary>
+    public void ChangedElsewhere() => Changed();
+
     private async Task<UserEntity> FindUserAsync(string name, CancellationToken ct) =>
         await store.FindUserAsync(name, ct) ?? throw NoSuchUser(name);
 

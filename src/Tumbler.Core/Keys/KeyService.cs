@@ -7,14 +7,14 @@ using Tumbler.Core.Storage;
 namespace Tumbler.Core.Keys;
 
 /// <summary>
-/// The KMS-like keys admin API: create, list, describe, enable, disable, schedule and cancel deletion, alias.
+/// The KMS-like keys admin API: create, list, describe, enable, disable, schedule and cancel deletion, rotate material, aliases.
 /// Each call is authorized as <c>kms:&lt;Operation&gt;</c> on the key's ARN (CreateKey and ListKeys on
 /// <c>arn:aws:kms:REGION:ACCOUNT:key/*</c>). A change is written to the store first, then to this node's
-/// <see cref="KeyRing"/>, so it takes effect here at once; other nodes sharing a store learn it at restart.
+/// <see cref="KeyRing"/>, so it takes effect here at once; other nodes sharing a store learn it within a second (SharedStoreWatcher).
 /// The default key (alias/aws/secretsmanager) seals Tumbler's own data (access keys, function settings)
 /// and can be neither disabled nor deleted.
 /// </summary>
-public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] rootKey, AccessControl access, TimeProvider time, SecretsOptions options)
+public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessControl access, TimeProvider time, SecretsOptions options)
 {
     public const int MinPendingWindowDays = 7;
     public const int MaxPendingWindowDays = 30;
@@ -32,14 +32,17 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
         {
             throw new ServiceException(KeyErrors.Validation, "Description must be at most 8192 characters.");
         }
-        var entity = await keys.CreateKeyAsync(store, rootKey, description, [], time, ct);
+        var entity = await keys.CreateKeyAsync(store, description, [], time, ct);
         return new KeyMetadataResponse { KeyMetadata = Metadata(entity) };
     }
 
     public Task<ListKeysResponse> ListKeysAsync(CallContext call, CancellationToken ct)
     {
         Authorize(call, "ListKeys", AllKeys());
-        return Task.FromResult(new ListKeysResponse { Keys = [.. keys.Keys.Select(k => new KeyListEntry { KeyId = k.KeyId, KeyArn = k.Arn })] });
+        return Task.FromResult(new ListKeysResponse
+        {
+            Keys = [.. keys.Keys.Select(k => new KeyListEntry { KeyId = k.KeyId, KeyArn = k.Arn, KeyMaterialCount = k.Materials.Count, LastRotationDate = LastRotation(k) })],
+        });
     }
 
     public Task<KeyMetadataResponse> DescribeKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct)
@@ -121,6 +124,100 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
             keys.AddAlias(alias, key.KeyId);
             return true;
         });
+
+    /// <summary>
+    /// As KMS's RotateKeyOnDemand: a new material version; secrets written from now on get data keys wrapped under it,
+    /// older versions keep opening with theirs (nothing is re-encrypted). Refused for a disabled or pending-deletion key.
+    /// </summary>
+    public Task<RotateKeyOnDemandResponse> RotateKeyOnDemandAsync(KeyIdRequest request, CallContext call, CancellationToken ct) =>
+        ChangeAsync(request.KeyId, "RotateKeyOnDemand", call, async key =>
+        {
+            RefusePendingDeletion(key);
+            if (!key.Enabled)
+            {
+                throw new ServiceException(KeyErrors.Disabled, $"{key.Arn} is disabled; enable it to rotate its material.");
+            }
+            var rotated = await keys.RotateMaterialAsync(store, key.KeyId, time, ct);
+            return new RotateKeyOnDemandResponse { KeyId = rotated.KeyId, KeyMaterialCount = rotated.Materials.Count, LastRotationDate = LastRotation(rotated) };
+        });
+
+    /// <summary>Every alias, or those of one key (KeyId given), by name. One page: a deployment has few aliases.</summary>
+    public Task<ListAliasesResponse> ListAliasesAsync(ListAliasesRequest request, CallContext call, CancellationToken ct)
+    {
+        string? keyId = null;
+        if (request.KeyId is not null)
+        {
+            keyId = Find(request.KeyId, call, "ListAliases").KeyId;
+        }
+        else
+        {
+            Authorize(call, "ListAliases", AllKeys());
+        }
+        return Task.FromResult(new ListAliasesResponse
+        {
+            Aliases = [.. keys.Aliases.Where(a => keyId is null || a.KeyId == keyId)
+                .Select(a => new AliasListEntry { AliasName = a.Alias, AliasArn = keys.AliasArn(a.Alias), TargetKeyId = a.KeyId })],
+        });
+    }
+
+    /// <summary>Points an existing alias at another key; refused for the default alias.</summary>
+    public Task UpdateAliasAsync(UpdateAliasRequest request, CallContext call, CancellationToken ct) =>
+        ChangeAsync(request.TargetKeyId, "UpdateAlias", call, async key =>
+        {
+            var alias = ExistingAlias(request.AliasName, call, "UpdateAlias", "pointed at another key");
+            RefusePendingDeletion(key);
+            if (!await store.UpdateAliasAsync(alias, key.KeyId, ct))
+            {
+                throw AliasNotFound(alias);
+            }
+            keys.AddAlias(alias, key.KeyId);
+            return true;
+        });
+
+    /// <summary>Deletes an alias (the key stays); refused for the default alias.</summary>
+    public async Task DeleteAliasAsync(DeleteAliasRequest request, CallContext call, CancellationToken ct)
+    {
+        var alias = ExistingAlias(request.AliasName, call, "DeleteAlias", "deleted");
+        await _changes.WaitAsync(ct);
+        try
+        {
+            if (!await store.DeleteAliasAsync(alias, ct))
+            {
+                throw AliasNotFound(alias);
+            }
+            keys.RemoveAlias(alias);
+        }
+        finally
+        {
+            _changes.Release();
+        }
+    }
+
+    /// <summary>An alias name the caller may change (authorized on the alias ARN), that exists and is not the default alias.</summary>
+    private string ExistingAlias(string? alias, CallContext call, string operation, string what)
+    {
+        if (alias is null || !AliasPattern().IsMatch(alias))
+        {
+            throw new ServiceException(KeyErrors.Validation,
+                "AliasName must begin with alias/ followed by 1 to 250 letters, digits, slashes, underscores or hyphens.");
+        }
+        Authorize(call, operation, keys.AliasArn(alias));
+        if (alias == KeyRing.DefaultAlias)
+        {
+            throw new ServiceException(KeyErrors.UnsupportedOperation,
+                $"{KeyRing.DefaultAlias} is the default alias: it always names the default key, which seals Tumbler's own data, so it cannot be {what}.");
+        }
+        if (keys.TryResolveKeyId(alias) is null)
+        {
+            throw AliasNotFound(alias);
+        }
+        return alias;
+    }
+
+    private ServiceException AliasNotFound(string alias) => new(KeyErrors.NotFound, $"Alias {keys.AliasArn(alias)} is not found.");
+
+    /// <summary>Date of the newest material when the key was ever rotated.</summary>
+    private static DateTimeOffset? LastRotation(KmsKeyEntity key) => key.Materials.Count > 1 ? key.Materials[^1].CreatedDate : null;
 
     /// <summary>Deletes the keys whose deletion date has passed (and that no version uses); returns their ids. Run by the deletion purger.</summary>
     public async Task<IReadOnlyList<string>> PurgeExpiredKeysAsync(CancellationToken ct)
@@ -216,6 +313,8 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, byte[] 
         DeletionDate = key.DeletionDate,
         KeyManager = key.KeyId == keys.DefaultKeyId ? "AWS" : "CUSTOMER",
         Aliases = key.Aliases.Count == 0 ? null : key.Aliases,
+        KeyMaterialCount = key.Materials.Count,
+        LastRotationDate = LastRotation(key),
     };
 
     private string AllKeys() => keys.Find(keys.DefaultKeyId)!.Arn[..^keys.DefaultKeyId.Length] + "*";

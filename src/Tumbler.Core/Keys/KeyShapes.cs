@@ -45,6 +45,10 @@ public sealed record KeyMetadata
     public required string KeyManager { get; init; }
     /// <summary>Tumbler's addition: the aliases that name the key.</summary>
     public IReadOnlyList<string>? Aliases { get; init; }
+    /// <summary>Tumbler's addition: how many material versions the key has (1 + its rotations).</summary>
+    public int KeyMaterialCount { get; init; }
+    /// <summary>Tumbler's addition: when the key's material was last rotated; absent when never.</summary>
+    public DateTimeOffset? LastRotationDate { get; init; }
 }
 
 public sealed record KeyMetadataResponse
@@ -56,6 +60,48 @@ public sealed record KeyListEntry
 {
     public required string KeyId { get; init; }
     public required string KeyArn { get; init; }
+    /// <summary>Tumbler's addition, as in <see cref="KeyMetadata"/>.</summary>
+    public int KeyMaterialCount { get; init; }
+    /// <summary>Tumbler's addition, as in <see cref="KeyMetadata"/>.</summary>
+    public DateTimeOffset? LastRotationDate { get; init; }
+}
+
+/// <summary>RotateKeyOnDemand's answer: KMS's KeyId, and Tumbler's material count and rotation date.</summary>
+public sealed record RotateKeyOnDemandResponse
+{
+    public required string KeyId { get; init; }
+    public int KeyMaterialCount { get; init; }
+    public DateTimeOffset? LastRotationDate { get; init; }
+}
+
+/// <summary>ListAliases: all aliases, or (KeyId given) those of one key.</summary>
+public sealed record ListAliasesRequest
+{
+    public string? KeyId { get; init; }
+}
+
+public sealed record AliasListEntry
+{
+    public required string AliasName { get; init; }
+    public required string AliasArn { get; init; }
+    public required string TargetKeyId { get; init; }
+}
+
+public sealed record ListAliasesResponse
+{
+    public required IReadOnlyList<AliasListEntry> Aliases { get; init; }
+    public bool Truncated { get; init; }
+}
+
+public sealed record UpdateAliasRequest
+{
+    public string? AliasName { get; init; }
+    public string? TargetKeyId { get; init; }
+}
+
+public sealed record DeleteAliasRequest
+{
+    public string? AliasName { get; init; }
 }
 
 public sealed record ListKeysResponse
@@ -85,4 +131,5 @@ public static class KeyErrors
     public const string Validation = "ValidationException";
     public const string InvalidAliasName = "InvalidAliasNameException";
     public const string UnsupportedOperation = "UnsupportedOperationException";
+    public const string Disabled = "DisabledException";
 }

@@ -61,9 +61,15 @@ public sealed record KmsKeyEntity(
     string Description,
     bool Enabled,
     DateTimeOffset CreatedDate,
-    byte[] WrappedMaterial,
+    IReadOnlyList<KeyMaterialEntity> Materials,
     IReadOnlyList<string> Aliases,
     DateTimeOffset? DeletionDate = null);
+
+/// <summary>
+/// One version of a KMS-like key's material (1 at creation, one more per rotation; the newest wraps new data keys),
+/// wrapped under the root key and, while a root key rotation is prepared, under the next root key too.
+/// </summary>
+public sealed record KeyMaterialEntity(int Version, DateTimeOffset CreatedDate, byte[] Wrapped, byte[]? WrappedNext = null);
 
 /// <summary>How a SecretId resolves: by exact name or by exact ARN.</summary>
 public readonly record struct SecretLookup(string? Name, string? Arn)

@@ -14,7 +14,15 @@ public interface ISecretStore : IAsyncDisposable
     Task<bool> HasDataAsync(CancellationToken ct);
 
     Task<string?> GetSettingAsync(string name, CancellationToken ct);
+
+    /// <summary>
+    /// A number that changes (at least) with every change to users, access keys, policies, KMS-like keys or functions
+    /// (in the same transaction): a node sharing the store polls it to learn of changes another node made.
+    /// </summary>
+    Task<long> GetConfigurationGenerationAsync(CancellationToken ct);
     Task SetSettingAsync(string name, string value, CancellationToken ct);
+    /// <summary>Stores the value unless the setting exists (nodes starting together on a new store); returns the stored value.</summary>
+    Task<string> InitializeSettingAsync(string name, string value, CancellationToken ct);
 
     Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct);
     Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct);
@@ -37,32 +45,48 @@ public interface ISecretStore : IAsyncDisposable
     /// <summary>Purges secrets whose scheduled deletion date has passed; returns their ARNs.</summary>
     Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct);
 
+    /// <summary>Every key with its aliases and all its material versions (oldest first), oldest key first.</summary>
     Task<IReadOnlyList<KmsKeyEntity>> ListKeysAsync(CancellationToken ct);
     /// <summary>
-    /// Inserts a key wrapped under the root key whose check value is <paramref name="rootKeyCheck"/>; throws
-    /// <see cref="InvalidOperationException"/> when the store's root key check value is another (the root key was rotated meanwhile).
+    /// Inserts a key, its aliases and its materials (each wrapped under the root key whose check value is
+    /// <paramref name="rootKeyCheck"/>, and under the next one, <see cref="KeyMaterialEntity.WrappedNext"/>, when
+    /// <paramref name="nextRootKeyCheck"/> is given), in one transaction. False, nothing written, when the store's
+    /// root key check values are not exactly these (a root key rotation moved on meanwhile: wrap again and retry), or when one
+    /// of its aliases exists already (another node created the key meanwhile).
     /// </summary>
-    Task InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, CancellationToken ct);
+    Task<bool> InsertKeyAsync(KmsKeyEntity key, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct);
+    /// <summary>
+    /// Adds a material version to a key (key material rotation), one transaction, under the same root key check
+    /// condition as <see cref="InsertKeyAsync"/>. False, nothing written, when the check values differ or the key
+    /// already has that version (another node rotated it).
+    /// </summary>
+    Task<bool> InsertKeyMaterialAsync(string keyId, KeyMaterialEntity material, string rootKeyCheck, string? nextRootKeyCheck, CancellationToken ct);
 
     /// <summary>
-    /// Root key rotation, first half: records every key's material wrapped under the next root key beside the
-    /// current wrapping, and the next root key's check value, in one transaction. The current root key still rules.
+    /// Root key rotation, first half, one transaction: records the given materials' wrappings under the next root key
+    /// beside their current ones, and the next root key's check value. The current root key still rules. When no rotation
+    /// to <paramref name="nextRootKeyCheck"/> is prepared, every other next wrapping is forgotten first; when it is, the
+    /// wrappings are added (for materials a running server inserted before the first call took effect).
     /// </summary>
-    Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<string, byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct);
+    Task PrepareRootKeyRotationAsync(IReadOnlyDictionary<(string KeyId, int Version), byte[]> wrappedNext, string nextRootKeyCheck, CancellationToken ct);
     /// <summary>
-    /// Root key rotation, second half, one transaction: every key's next wrapping becomes its wrapping and the next
-    /// check value the root key check value. False (nothing changed) when no rotation to <paramref name="nextRootKeyCheck"/>
-    /// is prepared; fails (nothing changed) when a key has no next wrapping.
+    /// Root key rotation, second half, one transaction: every material's next wrapping becomes its wrapping and the
+    /// next check value the root key check value. False, nothing changed, when no rotation to <paramref name="nextRootKeyCheck"/>
+    /// is prepared or a material has no next wrapping (added meanwhile by a server that could not wrap it twice).
     /// </summary>
     Task<bool> CompleteRootKeyRotationAsync(string nextRootKeyCheck, CancellationToken ct);
     /// <summary>Forgets a prepared root key rotation.</summary>
     Task AbandonRootKeyRotationAsync(CancellationToken ct);
     /// <summary>Sets a key's enabled flag and scheduled deletion date; false when there is no such key.</summary>
     Task<bool> UpdateKeyStateAsync(string keyId, bool enabled, DateTimeOffset? deletionDate, CancellationToken ct);
-    /// <summary>Deletes keys (and their aliases) whose scheduled deletion date has passed and that no secret version uses; returns their ids.</summary>
+    /// <summary>Deletes keys (their aliases and materials) whose scheduled deletion date has passed and that no secret version uses; returns their ids.</summary>
     Task<IReadOnlyList<string>> PurgeKeysAsync(DateTimeOffset now, CancellationToken ct);
     /// <summary>Points a new alias at a key; false when the alias exists already.</summary>
     Task<bool> InsertAliasAsync(string alias, string keyId, CancellationToken ct);
+    /// <summary>Points an existing alias at another key; false when there is no such alias.</summary>
+    Task<bool> UpdateAliasAsync(string alias, string keyId, CancellationToken ct);
+    /// <summary>Deletes an alias; false when there is no such alias.</summary>
+    Task<bool> DeleteAliasAsync(string alias, CancellationToken ct);
     /// <summary>How many secret versions (of any secret, any region, deleted or not) are encrypted under the key.</summary>
     Task<long> CountVersionsUsingKeyAsync(string keyId, CancellationToken ct);
 

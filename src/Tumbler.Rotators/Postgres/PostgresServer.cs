@@ -191,10 +191,12 @@ internal static class PostgresServer
 
     /// <summary>
     /// Alternating users, as the master, in one transaction: when the pending role does not exist,
-    /// <c>CREATE ROLE pending WITH LOGIN PASSWORD …</c> and <c>GRANT current TO pending</c> (the other
-    /// login gets the current role's privileges through membership); when it exists, <c>ALTER USER pending
-    /// WITH PASSWORD …</c>, and when the pending login is the <c>_clone</c> of the current one, the
-    /// membership is granted again (a revoked membership is restored; granting an existing one is a notice).
+    /// <c>CREATE ROLE pending WITH LOGIN PASSWORD …</c>; when it exists, <c>ALTER USER pending WITH PASSWORD …</c>.
+    /// When the pending login is the <c>_clone</c> (made, or its turn again), <c>GRANT current TO pending</c> (the
+    /// clone gets the role's privileges through membership, also ones granted later; a revoked membership is
+    /// restored) and <c>ALTER ROLE pending SET role = current</c>: every session of the clone runs as the original
+    /// role, so the objects it creates are owned by that role and stay usable when the original login is current
+    /// again (the AWS template leaves them owned by the clone, out of the other login's reach).
     /// </summary>
     public static async Task CloneLoginAsync(NpgsqlConnection master, DatabaseSecret current, DatabaseSecret pending, RotatorSettings settings,
         ILogger logger, CancellationToken ct)
@@ -218,22 +220,18 @@ internal static class PostgresServer
             }
         }
 
-        if (!exists)
+        await using (var login = new NpgsqlCommand(exists
+            ? $"ALTER USER {pendingRole} WITH PASSWORD {value}"
+            : $"CREATE ROLE {pendingRole} WITH LOGIN PASSWORD {value}", master, transaction))
         {
-            await using var create = new NpgsqlCommand($"CREATE ROLE {pendingRole} WITH LOGIN PASSWORD {value}", master, transaction);
-            await ExecuteAsync(create, $"Creating user {pending.Username}", secrets, logger, ct);
+            await ExecuteAsync(login, exists ? $"Setting the password of user {pending.Username}" : $"Creating user {pending.Username}", secrets, logger, ct);
+        }
+        if (!exists || pending.Username == current.Username + "_clone")
+        {
             await using var grant = new NpgsqlCommand($"GRANT {currentRole} TO {pendingRole}", master, transaction);
             await ExecuteAsync(grant, $"Granting role {current.Username} to user {pending.Username}", secrets, logger, ct);
-        }
-        else
-        {
-            await using var alter = new NpgsqlCommand($"ALTER USER {pendingRole} WITH PASSWORD {value}", master, transaction);
-            await ExecuteAsync(alter, $"Setting the password of user {pending.Username}", secrets, logger, ct);
-            if (pending.Username == current.Username + "_clone")
-            {
-                await using var grant = new NpgsqlCommand($"GRANT {currentRole} TO {pendingRole}", master, transaction);
-                await ExecuteAsync(grant, $"Granting role {current.Username} to user {pending.Username}", secrets, logger, ct);
-            }
+            await using var actAs = new NpgsqlCommand($"ALTER ROLE {pendingRole} SET role = {currentRole}", master, transaction);
+            await ExecuteAsync(actAs, $"Making user {pending.Username} act as role {current.Username}", secrets, logger, ct);
         }
 
         try

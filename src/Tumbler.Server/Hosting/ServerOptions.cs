@@ -10,6 +10,13 @@ public sealed record ServerOptions
     public const string DefaultListen = "127.0.0.1:8787";
 
     public string DataDirectory { get; init; } = "./tumbler-data";
+    /// <summary>
+    /// Null or "sqlite": the embedded store, DATA_DIR/tumbler.db. Otherwise a PostgreSQL URL or connection string: a
+    /// store several nodes share (each node keeps its own data directory for the root key file, TLS and audit log).
+    /// </summary>
+    public string? Store { get; init; }
+    /// <summary>How often a node on a shared store looks for users, keys and policies changed by other nodes.</summary>
+    public TimeSpan SharedStorePollInterval { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Addresses served (HOST:PORT, IPv6 in brackets); the first one is <see cref="TumblerServer.Endpoint"/>.</summary>
     public IReadOnlyList<string> Listen { get; init; } = [DefaultListen];
     /// <summary>Regions served; requests signed for another region are refused. Each region is its own namespace.</summary>
@@ -49,8 +56,13 @@ public sealed record ServerOptions
 
     public const string DatabaseFile = "tumbler.db";
     public const string RootKeyFile = "root.key";
+    /// <summary>Where <c>tumbler keys rotate-root</c> puts the next root key (from its preparation until it replaces root.key).</summary>
+    public const string NextRootKeyFile = "root.key.next";
     public const string CredentialsFile = "credentials";
     public const string TlsDirectory = "tls";
+
+    /// <summary>Whether the store is a PostgreSQL database other nodes may share.</summary>
+    public bool UsesSharedStore => Store is not null && !string.Equals(Store, "sqlite", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Whether the server speaks HTTPS (on every listen address) rather than plain HTTP.</summary>
     public bool UsesTls => TlsSelfSigned || TlsCertificateFile is not null || TlsKeyFile is not null;

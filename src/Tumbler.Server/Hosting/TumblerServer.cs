@@ -22,6 +22,7 @@ using Prometheus;
 using Tumbler.Rotators;
 using Tumbler.Rotators.External;
 using Tumbler.Server.Protocol;
+using Tumbler.Storage.Postgres;
 using Tumbler.Storage.Sqlite;
 using Tumbler.Server.Transport;
 
@@ -60,7 +61,7 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
-        var store = await OpenStoreAsync(options.DataDirectory, output, ct);
+        var store = await OpenStoreAsync(options, output, ct);
         try
         {
             certificate ??= TlsCertificates.Load(options, output);
@@ -69,7 +70,12 @@ public sealed class TumblerServer : IAsyncDisposable
             KeyRing keyRing;
             try
             {
-                keyRing = await KeyRing.OpenAsync(store, rootKey, options.Regions[0], options.AccountId, TimeProvider.System, ct);
+                // The server also looks for the root key in root.key and root.key.next: a root key rotation run beside it
+                // (tumbler keys rotate-root) writes the next key there, so key creation goes on through the rotation.
+                var rootKeys = new RootKeys(rootKey, [Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile),
+                    Path.Combine(options.DataDirectory, ServerOptions.NextRootKeyFile)]);
+                keyRing = await KeyRing.OpenAsync(store, rootKeys, options.Regions[0], options.AccountId, TimeProvider.System, ct,
+                    keepInterruptedRotation: options.UsesSharedStore);
             }
             catch (RootKeyMismatchException e)
             {
@@ -77,7 +83,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
-            var app = Build(options, transport, store, keyRing, rootKey, root, audit);
+            var app = Build(options, transport, store, keyRing, root, audit);
             try
             {
                 await app.StartAsync(ct);
@@ -111,7 +117,7 @@ public sealed class TumblerServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing, byte[] rootKey,
+    private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing,
         AccessKeyCredential root, IAuditLog audit)
     {
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
@@ -153,7 +159,7 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(sp => (IFunctionStore)store);
         services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
             TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));
-        services.AddSingleton(sp => new KeyService(store, keyRing, rootKey, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
+        services.AddSingleton(sp => new KeyService(store, keyRing, sp.GetRequiredService<AccessControl>(), TimeProvider.System,
             sp.GetRequiredService<SecretsOptions>()));
         services.AddSingleton<SessionCredentialService>();
         services.AddSingleton<IRotationCredentialIssuer>(sp => sp.GetRequiredService<SessionCredentialService>());
@@ -183,6 +189,11 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton<ApiEndpoint>();
         services.AddSingleton(new AccessKeyThrottle(options.RateLimit, options.RateBurst));
         services.AddHostedService<DeletionPurger>();
+        if (options.UsesSharedStore)
+        {
+            services.AddHostedService(sp => new SharedStoreWatcher(store, keyRing, sp.GetRequiredService<IdentityService>(), options,
+                sp.GetRequiredService<ILogger<SharedStoreWatcher>>()));
+        }
 
         var app = builder.Build();
         app.UseTransport(transport);
@@ -217,26 +228,13 @@ public sealed class TumblerServer : IAsyncDisposable
         }
     }
 
-    private static async Task<ISecretStore> OpenStoreAsync(string dataDirectory, TextWriter output, CancellationToken ct)
+    private static async Task<ISecretStore> OpenStoreAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
-        try
+        var dataDirectory = options.DataDirectory;
+        CreateDataDirectory(dataDirectory, output);
+        if (options.UsesSharedStore)
         {
-            if (!Directory.Exists(dataDirectory))
-            {
-                if (OperatingSystem.IsWindows())
-                {
-                    Directory.CreateDirectory(dataDirectory);
-                }
-                else
-                {
-                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-                }
-                await output.WriteLineAsync($"Created data directory {Path.GetFullPath(dataDirectory)}");
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
+            return await OpenPostgresStoreAsync(options.Store!, ct);
         }
         var databasePath = Path.Combine(dataDirectory, ServerOptions.DatabaseFile);
         if (!File.Exists(databasePath) && !OperatingSystem.IsWindows())
@@ -262,6 +260,53 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             await store.DisposeAsync();
             throw new StartupException($"Cannot open the store in {dataDirectory}: {e.Message}");
+        }
+    }
+
+    private static void CreateDataDirectory(string dataDirectory, TextWriter output)
+    {
+        try
+        {
+            if (!Directory.Exists(dataDirectory))
+            {
+                if (OperatingSystem.IsWindows())
+                {
+                    Directory.CreateDirectory(dataDirectory);
+                }
+                else
+                {
+                    Directory.CreateDirectory(dataDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                }
+                output.WriteLine($"Created data directory {Path.GetFullPath(dataDirectory)}");
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"Cannot create the data directory {dataDirectory}: {e.Message}");
+        }
+    }
+
+    /// <summary>The PostgreSQL store; the message of a failure names the server but never the password.</summary>
+    private static async Task<ISecretStore> OpenPostgresStoreAsync(string connection, CancellationToken ct)
+    {
+        PostgresSecretStore store;
+        try
+        {
+            store = new PostgresSecretStore(connection);
+        }
+        catch (Exception e) when (e is FormatException or ArgumentException)
+        {
+            throw new StartupException($"--store: {e.Message}");
+        }
+        try
+        {
+            await store.InitializeAsync(ct);
+            return store;
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException)
+        {
+            await store.DisposeAsync();
+            throw new StartupException($"Cannot open the PostgreSQL store {PostgresSecretStore.Mask(connection)}: {e.Message}");
         }
     }
 
@@ -296,6 +341,12 @@ public sealed class TumblerServer : IAsyncDisposable
                     $"The root key {Path.GetFullPath(path)} is missing, but the store in {dataDirectory} holds data encrypted with it. " +
                     $"Restore the file or set {RootKeyFile.EnvironmentVariable}; a new key would make the data unreadable.");
             }
+            if (options.UsesSharedStore)
+            {
+                throw new StartupException(
+                    $"With a shared store every node needs the same root key, so none is made here: set {RootKeyFile.EnvironmentVariable} " +
+                    $"(for a new deployment: head -c 32 /dev/urandom | base64), put it in {Path.GetFullPath(path)}, or use a passphrase.");
+            }
             var key = RootKeyFile.Create(path);
             await output.WriteLineAsync($"Created root key {Path.GetFullPath(path)} (mode 0600): keep it safe and apart from backups of the store.");
             return key;
@@ -315,8 +366,9 @@ public sealed class TumblerServer : IAsyncDisposable
             {
                 throw new StartupException("This store's root key was not derived from a passphrase (it has no salt); start it with its root key.");
             }
-            salt = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16));
-            await store.SetSettingAsync(RootKeyFile.SaltSetting, salt, ct);
+            // Nodes starting together on a new shared store all derive from the first salt stored.
+            salt = await store.InitializeSettingAsync(RootKeyFile.SaltSetting,
+                Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(16)), ct);
             await output.WriteLineAsync($"Deriving the root key from the passphrase (PBKDF2-HMAC-SHA256, {RootKeyFile.PassphraseIterations} iterations, new salt in the store).");
         }
         return RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt));

@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Prometheus;
 using Tumbler.Core.Storage;
+using Tumbler.Storage;
 
 namespace Tumbler.Server.Metrics;
 
@@ -19,7 +20,8 @@ public sealed class ServerMetrics : IDisposable
     private readonly Gauge _rotationsInProgress;
     private readonly Counter _rotationSteps;
     private readonly Counter _rotationAttempts;
-    private readonly MeterListener _rotationListener = new();
+    private readonly Histogram _storeSeconds;
+    private readonly MeterListener _meterListener = new();
     private readonly HashSet<string> _exportedSecrets = new(StringComparer.Ordinal);
     private readonly Lock _gate = new();
 
@@ -42,7 +44,10 @@ public sealed class ServerMetrics : IDisposable
         _rotationAttempts = factory.CreateCounter("tumbler_rotation_attempts_total",
             "Rotation attempts ended, by function and result (a failed attempt is retried with backoff).",
             new CounterConfiguration { LabelNames = ["function", "result"] });
-        ListenToRotations();
+        _storeSeconds = factory.CreateHistogram("tumbler_store_operation_duration_seconds",
+            "Time of a store read (by store method) or write transaction (operation=\"write_transaction\", waiting for the write lock included).",
+            new HistogramConfiguration { LabelNames = ["operation"], Buckets = Histogram.ExponentialBuckets(0.00005, 2, 16) });
+        ListenToMeters();
         Registry.AddBeforeCollectCallback(async ct => Observe(await store.ListRotationStatusAsync(ct), time.GetUtcNow()));
     }
 
@@ -54,31 +59,41 @@ public sealed class ServerMetrics : IDisposable
         _requestSeconds.WithLabels(operation).Observe(elapsed.TotalSeconds);
     }
 
-    public void Dispose() => _rotationListener.Dispose();
+    public void Dispose() => _meterListener.Dispose();
 
-    /// <summary>Core counts rotations on the BCL metrics API (it has no exporter dependency); they are carried over here by name.</summary>
-    private void ListenToRotations()
+    /// <summary>
+    /// Core counts rotations and the store times its operations on the BCL metrics API (they have no exporter dependency);
+    /// the measurements are carried over here by name.
+    /// </summary>
+    private void ListenToMeters()
     {
-        _rotationListener.InstrumentPublished = (instrument, listener) =>
+        _meterListener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == "Tumbler.Rotation")
+            if (instrument.Meter.Name is "Tumbler.Rotation" or StoreMetrics.MeterName)
             {
                 listener.EnableMeasurementEvents(instrument);
             }
         };
-        _rotationListener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        static string Tag(ReadOnlySpan<KeyValuePair<string, object?>> tags, string name)
         {
-            static string Tag(ReadOnlySpan<KeyValuePair<string, object?>> tags, string name)
+            foreach (var tag in tags)
             {
-                foreach (var tag in tags)
+                if (tag.Key == name)
                 {
-                    if (tag.Key == name)
-                    {
-                        return tag.Value?.ToString() ?? "";
-                    }
+                    return tag.Value?.ToString() ?? "";
                 }
-                return "";
             }
+            return "";
+        }
+        _meterListener.SetMeasurementEventCallback<double>((instrument, value, tags, _) =>
+        {
+            if (instrument.Name == "tumbler_store_operation_duration")
+            {
+                _storeSeconds.WithLabels(Tag(tags, "operation")).Observe(value);
+            }
+        });
+        _meterListener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
+        {
             if (instrument.Name == "tumbler_rotation_steps")
             {
                 _rotationSteps.WithLabels(Tag(tags, "function"), Tag(tags, "step"), Tag(tags, "result")).Inc(value);
@@ -88,7 +103,7 @@ public sealed class ServerMetrics : IDisposable
                 _rotationAttempts.WithLabels(Tag(tags, "function"), Tag(tags, "result")).Inc(value);
             }
         });
-        _rotationListener.Start();
+        _meterListener.Start();
     }
 
     private void Observe(IReadOnlyList<RotationStatus> statuses, DateTimeOffset now)

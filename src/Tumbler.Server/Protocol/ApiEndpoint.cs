@@ -143,6 +143,14 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             (s, r, c, ct) => s.CancelKeyDeletionAsync(r, c, ct)),
         ["CreateAlias"] = HandleKeys(WireJsonContext.Default.CreateAliasRequest, WireJsonContext.Default.EmptyResponse,
             async (s, r, c, ct) => { await s.CreateAliasAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["UpdateAlias"] = HandleKeys(WireJsonContext.Default.UpdateAliasRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.UpdateAliasAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["DeleteAlias"] = HandleKeys(WireJsonContext.Default.DeleteAliasRequest, WireJsonContext.Default.EmptyResponse,
+            async (s, r, c, ct) => { await s.DeleteAliasAsync(r, c, ct); return EmptyResponse.Instance; }),
+        ["ListAliases"] = HandleKeys(WireJsonContext.Default.ListAliasesRequest, WireJsonContext.Default.ListAliasesResponse,
+            (s, r, c, ct) => s.ListAliasesAsync(r, c, ct)),
+        ["RotateKeyOnDemand"] = HandleKeys(WireJsonContext.Default.KeyIdRequest, WireJsonContext.Default.RotateKeyOnDemandResponse,
+            (s, r, c, ct) => s.RotateKeyOnDemandAsync(r, c, ct)),
     }.ToFrozenDictionary(StringComparer.Ordinal);
 
     /// <summary>The admin APIs beside Secrets Manager on the same endpoint: a target prefix, the service its requests must be signed for, its operations.</summary>

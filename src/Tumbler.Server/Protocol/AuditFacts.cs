@@ -49,7 +49,11 @@ internal sealed class AuditFacts
             case KeyIdRequest r: Detail = Bounded($"key {r.KeyId}", 256); break;
             case ScheduleKeyDeletionRequest r: Detail = Bounded($"key {r.KeyId} pending window {r.PendingWindowInDays?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} days", 256); break;
             case CreateAliasRequest r: Detail = Bounded($"key {r.TargetKeyId} alias {r.AliasName}", 512); break;
+            case UpdateAliasRequest r: Detail = Bounded($"key {r.TargetKeyId} alias {r.AliasName}", 512); break;
+            case DeleteAliasRequest r: Detail = Bounded($"alias {r.AliasName}", 512); break;
+            case ListAliasesRequest r: Detail = r.KeyId is null ? "all aliases" : Bounded($"key {r.KeyId}", 256); break;
             case KeyMetadataResponse r: Detail = $"key {r.KeyMetadata.Arn} state {r.KeyMetadata.KeyState}"; break;
+            case RotateKeyOnDemandResponse r: Detail = $"key {r.KeyId} material version {r.KeyMaterialCount}"; break;
             case ScheduleKeyDeletionResponse r: Detail = $"key {r.KeyId} state {r.KeyState} deletion {r.DeletionDate:O}"; break;
             case UserPolicyRequest r: Detail = Bounded($"user/{r.UserName} policy {r.PolicyName}", 256); break;
             // Answers: the full ARN and the version actually read or written.

@@ -37,7 +37,7 @@ public sealed class KeyRingTests : IAsyncLifetime
     {
         var rootKey = RandomNumberGenerator.GetBytes(32);
         var ring = await KeyRing.OpenAsync(_store, rootKey, "us-east-1", "123456789012", TimeProvider.System, default);
-        var key = await ring.CreateKeyAsync(_store, rootKey, "app key", ["alias/app"], TimeProvider.System, default);
+        var key = await ring.CreateKeyAsync(_store, "app key", ["alias/app"], TimeProvider.System, default);
         foreach (var reference in new[] { key.KeyId, key.Arn, "alias/app", "arn:aws:kms:us-east-1:123456789012:alias/app" })
         {
             Assert.Equal(key.KeyId, ring.ResolveKeyId(reference));
@@ -58,8 +58,8 @@ public sealed class KeyRingTests : IAsyncLifetime
     {
         var rootKey = RandomNumberGenerator.GetBytes(32);
         var ring = await KeyRing.OpenAsync(_store, rootKey, "us-east-1", "123456789012", TimeProvider.System, default);
-        var doomed = await ring.CreateKeyAsync(_store, rootKey, "doomed", ["alias/doomed"], TimeProvider.System, default);
-        var later = await ring.CreateKeyAsync(_store, rootKey, "later", [], TimeProvider.System, default);
+        var doomed = await ring.CreateKeyAsync(_store, "doomed", ["alias/doomed"], TimeProvider.System, default);
+        var later = await ring.CreateKeyAsync(_store, "later", [], TimeProvider.System, default);
         var now = DateTimeOffset.UtcNow;
         await _store.UpdateKeyStateAsync(doomed.KeyId, false, now.AddMinutes(-1), default);
         await _store.UpdateKeyStateAsync(later.KeyId, false, now.AddDays(7), default);

@@ -30,11 +30,10 @@ public sealed class BackupRestoreTests
     private static TumblerServerOptions WithRootKey(string dataDir, string rootKey) =>
         new() { DataDir = dataDir, Environment = new Dictionary<string, string> { ["TUMBLER_ROOT_KEY"] = rootKey } };
 
-    private static JsonApiClient Client(TumblerServer server) =>
-        new(new Uri(server.Endpoint), new AwsCredentials(server.AccessKeyId, server.SecretAccessKey), "us-east-1");
+    private static JsonApiClient Client(TumblerServer server) => server.ApiClient();
 
     private static Task<JsonElement> Call(JsonApiClient client, string operation, object request, CancellationToken ct = default) =>
-        client.CallAsync("secretsmanager." + operation, "secretsmanager", JsonSerializer.SerializeToUtf8Bytes(request), ct);
+        client.SecretsManagerAsync(operation, request, ct);
 
     [Fact]
     public async Task A_backup_under_write_load_restores_every_acknowledged_write_with_valid_labels()

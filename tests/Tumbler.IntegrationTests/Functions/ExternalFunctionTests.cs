@@ -60,11 +60,9 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         ProcessRunner.RunAsync(TumblerServer.DotnetHost, [TumblerServer.TumblerDll, .. args, "--endpoint-url", server.Endpoint],
             ProcessRunner.BaseEnvironment(accessKeyId, secretAccessKey));
 
-    private static JsonApiClient RootClient(TumblerServer server) =>
-        new(new Uri(server.Endpoint), new AwsCredentials(server.AccessKeyId, server.SecretAccessKey), "us-east-1");
+    private static JsonApiClient RootClient(TumblerServer server) => server.ApiClient();
 
-    private static async Task<JsonElement> CallAsync(JsonApiClient client, string operation, object body) =>
-        await client.CallAsync("secretsmanager." + operation, "secretsmanager", JsonSerializer.SerializeToUtf8Bytes(body));
+    private static Task<JsonElement> CallAsync(JsonApiClient client, string operation, object body) => client.SecretsManagerAsync(operation, body);
 
     // Polling and reads go through an in-process signed client: a process per poll would cost more than the rotations.
     private static async Task<string> ValueAsync(TumblerServer server, string secretId, string stage = "AWSCURRENT")

@@ -44,4 +44,33 @@ public sealed partial class KeysCommandTests(TumblerServerFixture fixture) : ICl
         Assert.Equal(1, refused.ExitCode);
         Assert.StartsWith("An error occurred (UnsupportedOperationException) when calling the DisableKey operation:", refused.Stderr.Trim(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Rotate_and_alias_list_update_delete_through_the_cli()
+    {
+        var first = (await Keys("create")).Ok().Json.GetProperty("KeyMetadata").Str("KeyId");
+        var second = (await Keys("create")).Ok().Json.GetProperty("KeyMetadata").Str("KeyId");
+        var alias = $"alias/cli-move-{Guid.NewGuid():N}";
+        (await Keys("create-alias", "--alias-name", alias, "--target-key-id", first)).Ok();
+
+        var rotated = (await Keys("rotate", "--key-id", alias)).Ok().Json;
+        Assert.Equal((first, 2), (rotated.Str("KeyId"), rotated.GetProperty("KeyMaterialCount").GetInt32()));
+        var described = (await Keys("describe", "--key-id", first)).Ok().Json.GetProperty("KeyMetadata");
+        Assert.Equal(2, described.GetProperty("KeyMaterialCount").GetInt32());
+        Assert.Matches(CliDatePattern(), described.Str("LastRotationDate"));
+
+        var ofFirst = (await Keys("alias", "list", "--key-id", first)).Ok().Json.GetProperty("Aliases");
+        Assert.Equal(alias, Assert.Single(ofFirst.EnumerateArray()).Str("AliasName"));
+        Assert.Equal("", (await Keys("alias", "update", "--alias-name", alias, "--target-key-id", second)).Ok().Stdout.Trim());
+        var all = (await Keys("alias", "list")).Ok().Json.GetProperty("Aliases").EnumerateArray().ToDictionary(a => a.Str("AliasName"), a => a.Str("TargetKeyId"));
+        Assert.Equal(second, all[alias]);
+        Assert.Contains("alias/aws/secretsmanager", all.Keys);
+        (await Keys("alias", "delete", "--alias-name", alias)).Ok();
+        Assert.Empty((await Keys("alias", "list", "--key-id", second)).Ok().Json.GetProperty("Aliases").EnumerateArray());
+
+        var refused = await Keys("alias", "delete", "--alias-name", "alias/aws/secretsmanager");
+        Assert.Equal(1, refused.ExitCode);
+        Assert.StartsWith("An error occurred (UnsupportedOperationException) when calling the DeleteAlias operation: alias/aws/secretsmanager is the default alias",
+            refused.Stderr.Trim(), StringComparison.Ordinal);
+    }
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Tumbler.IntegrationTests.Support;
 using static Tumbler.IntegrationTests.Access.TumblerProcess;
+using static Tumbler.IntegrationTests.Keys.KeysProcess;
 
 namespace Tumbler.IntegrationTests.Keys;
 
@@ -14,14 +15,6 @@ public sealed class RotateRootCommandTests : IDisposable
     private readonly TempDirectory _temp = new();
 
     public void Dispose() => _temp.Dispose();
-
-    private static Task<CliResult> Cli(TumblerServer server, params string[] args) =>
-        RunAsync(ProcessRunner.BaseEnvironment(server.AccessKeyId, server.SecretAccessKey), [.. args, "--endpoint-url", server.Endpoint]);
-
-    private static Task<CliResult> RotateRoot(string dataDir, string newKeyFile, string? fault) =>
-        RunAsync(fault is null ? ProcessRunner.BaseEnvironment(null, null)
-            : new Dictionary<string, string>(ProcessRunner.BaseEnvironment(null, null)) { ["TUMBLER_FAULT_INJECTION"] = fault },
-            "keys", "rotate-root", "--data-dir", dataDir, "--new-root-key-file", newKeyFile);
 
     private static async Task AssertServesSecretAsync(string dataDir)
     {

@@ -37,6 +37,8 @@ public sealed class MetricsTests
         Assert.Equal(1, Sample(scrape, """tumbler_requests_total{operation="GetSecretValue",outcome="Success"}"""));
         Assert.Equal(1, Sample(scrape, """tumbler_requests_total{operation="GetSecretValue",outcome="Failed"}"""));
         Assert.Equal(2, Sample(scrape, """tumbler_request_duration_seconds_count{operation="GetSecretValue"}"""));
+        Assert.True(Sample(scrape, """tumbler_store_operation_duration_seconds_count{operation="FindSecretAsync"}""") >= 2);
+        Assert.True(Sample(scrape, """tumbler_store_operation_duration_seconds_count{operation="write_transaction"}""") >= 1);
         foreach (var step in new[] { "createSecret", "setSecret", "testSecret", "finishSecret" })
         {
             Assert.Equal(1, Sample(scrape, $$"""tumbler_rotation_steps_total{function="SecretsManagerRDSMariaDBRotationSingleUser",step="{{step}}",result="success"}"""));

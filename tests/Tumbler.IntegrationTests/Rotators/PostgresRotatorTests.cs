@@ -332,6 +332,10 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
         // A privilege granted to user afterwards reaches the clone (membership, not copied grants).
         await Postgres.FormatAndExecuteAsync("GRANT DELETE ON items TO %I", database, user);
         await Postgres.ScalarAsUserAsync(clone, clonePassword, database, "DELETE FROM items WHERE id = 1");
+        // The clone acts as the original role: what it creates, user owns, and can use once it is current again.
+        await Postgres.FormatAndExecuteAsync("GRANT CREATE ON SCHEMA public TO %I", database, user);
+        Assert.Equal(user, await Postgres.ScalarAsUserAsync(clone, clonePassword, database, "SELECT current_user::text"));
+        await Postgres.ScalarAsUserAsync(clone, clonePassword, database, "CREATE TABLE made_by_clone (id INT); INSERT INTO made_by_clone VALUES (7)");
 
         // Second rotation: back to user, with a new password; the clone's credentials still work.
         await _harness.RotateAsync(function, arn);
@@ -344,6 +348,8 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
         Assert.Equal(clone, Field(previous, "username"));
         Assert.True(await Postgres.CanLoginAsync(clone, Field(previous, "password"), database));
         Assert.Equal(0L, Convert.ToInt64(await Postgres.ScalarAsUserAsync(user, Field(second, "password"), database, "SELECT COUNT(*) FROM items"), CultureInfo.InvariantCulture));
+        Assert.Equal(7, await Postgres.ScalarAsUserAsync(user, Field(second, "password"), database, "SELECT id FROM made_by_clone"));
+        await Postgres.ScalarAsUserAsync(user, Field(second, "password"), database, "ALTER TABLE made_by_clone ADD COLUMN note TEXT"); // owner's right
 
         // A revoked membership is restored when the clone's turn comes again.
         await Postgres.FormatAndExecuteAsync("REVOKE %I FROM %I", null, user, clone);

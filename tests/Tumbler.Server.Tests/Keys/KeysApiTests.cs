@@ -149,4 +149,92 @@ public sealed class KeysApiTests(ServerFixture fixture) : IClassFixture<ServerFi
         var wrongText = await wrongService.Content.ReadAsStringAsync();
         Assert.Contains("'kms'", JsonDocument.Parse(wrongText).RootElement.GetProperty("message").GetString(), StringComparison.Ordinal);
     }
+    [Fact]
+    public async Task Rotating_a_keys_material_keeps_old_versions_readable_and_shows_in_describe_and_list()
+    {
+        var keyId = (await Ok("CreateKey", new { Description = "rotating" })).GetProperty("KeyMetadata").GetProperty("KeyId").GetString()!;
+        var fresh = (await Ok("DescribeKey", new { KeyId = keyId })).GetProperty("KeyMetadata");
+        Assert.Equal(1, fresh.GetProperty("KeyMaterialCount").GetInt32());
+        Assert.False(fresh.TryGetProperty("LastRotationDate", out _));
+        Assert.Null((await Secrets("CreateSecret", new { Name = "keys/rotating", SecretString = "before-rotation", KmsKeyId = keyId })).Type);
+
+        var rotated = await Ok("RotateKeyOnDemand", new { KeyId = keyId });
+        Assert.Equal((keyId, 2), (rotated.GetProperty("KeyId").GetString(), rotated.GetProperty("KeyMaterialCount").GetInt32()));
+        Assert.Null((await Secrets("PutSecretValue", new { SecretId = "keys/rotating", SecretString = "after-rotation", VersionStages = new[] { "AWSPENDING" } })).Type);
+        await Ok("RotateKeyOnDemand", new { KeyId = keyId });
+
+        Assert.Contains("\"before-rotation\"", (await Secrets("GetSecretValue", new { SecretId = "keys/rotating" })).Body, StringComparison.Ordinal);
+        Assert.Contains("\"after-rotation\"", (await Secrets("GetSecretValue", new { SecretId = "keys/rotating", VersionStage = "AWSPENDING" })).Body, StringComparison.Ordinal);
+        var described = (await Ok("DescribeKey", new { KeyId = keyId })).GetProperty("KeyMetadata");
+        Assert.Equal(3, described.GetProperty("KeyMaterialCount").GetInt32());
+        Assert.InRange(described.GetProperty("LastRotationDate").GetDouble() - DateTimeOffset.UtcNow.ToUnixTimeSeconds(), -120, 5);
+        var listed = (await Ok("ListKeys", new { })).GetProperty("Keys").EnumerateArray().Single(k => k.GetProperty("KeyId").GetString() == keyId);
+        Assert.Equal(3, listed.GetProperty("KeyMaterialCount").GetInt32());
+
+        // A disabled key does not rotate; the rotation is audited with the key and its new material version.
+        await Ok("DisableKey", new { KeyId = keyId });
+        Assert.Equal("DisabledException", (await Kms("RotateKeyOnDemand", new { KeyId = keyId })).Type);
+        await Ok("EnableKey", new { KeyId = keyId });
+        var records = File.ReadAllLines(AuditFormat.LogPath(fixture.DataDirectory)).Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(r => r.GetProperty("operation").GetString() == "RotateKeyOnDemand" && r.GetProperty("outcome").GetString() == "Success")
+            .Select(r => r.GetProperty("detail").GetString()).ToList();
+        Assert.Contains($"key {keyId} material version 3", records);
+    }
+
+    [Fact]
+    public async Task Aliases_list_move_to_another_key_and_delete_but_the_default_alias_stays()
+    {
+        var first = (await Ok("CreateKey", new { })).GetProperty("KeyMetadata").GetProperty("KeyId").GetString()!;
+        var second = (await Ok("CreateKey", new { })).GetProperty("KeyMetadata").GetProperty("KeyId").GetString()!;
+        await Ok("CreateAlias", new { AliasName = "alias/moving", TargetKeyId = first });
+        Assert.Null((await Secrets("CreateSecret", new { Name = "keys/alias-first", SecretString = "on-first", KmsKeyId = "alias/moving" })).Type);
+
+        var all = (await Ok("ListAliases", new { })).GetProperty("Aliases").EnumerateArray()
+            .ToDictionary(a => a.GetProperty("AliasName").GetString()!, a => (a.GetProperty("TargetKeyId").GetString(), a.GetProperty("AliasArn").GetString()));
+        Assert.Equal((first, $"arn:aws:kms:us-east-1:{Account}:alias/moving"), all["alias/moving"]);
+        Assert.True(all.ContainsKey("alias/aws/secretsmanager"));
+        var ofFirst = (await Ok("ListAliases", new { KeyId = first })).GetProperty("Aliases").EnumerateArray().Select(a => a.GetProperty("AliasName").GetString());
+        Assert.Equal(["alias/moving"], ofFirst);
+
+        await Ok("UpdateAlias", new { AliasName = "alias/moving", TargetKeyId = second });
+        Assert.Equal(second, (await Ok("DescribeKey", new { KeyId = "alias/moving" })).GetProperty("KeyMetadata").GetProperty("KeyId").GetString());
+        Assert.Null((await Secrets("CreateSecret", new { Name = "keys/alias-second", SecretString = "on-second", KmsKeyId = "alias/moving" })).Type);
+        // The secret made before the move stays under the first key and readable.
+        Assert.Contains("on-first", (await Secrets("GetSecretValue", new { SecretId = "keys/alias-first" })).Body, StringComparison.Ordinal);
+
+        await Ok("DeleteAlias", new { AliasName = "alias/moving" });
+        Assert.Equal("NotFoundException", (await Kms("DescribeKey", new { KeyId = "alias/moving" })).Type);
+        Assert.Equal("NotFoundException", (await Kms("DeleteAlias", new { AliasName = "alias/moving" })).Type);
+        Assert.Equal("NotFoundException", (await Kms("UpdateAlias", new { AliasName = "alias/never-made", TargetKeyId = first })).Type);
+        Assert.Contains("on-second", (await Secrets("GetSecretValue", new { SecretId = "keys/alias-second" })).Body, StringComparison.Ordinal);
+
+        var deleteDefault = await Kms("DeleteAlias", new { AliasName = "alias/aws/secretsmanager" });
+        Assert.Equal("UnsupportedOperationException", deleteDefault.Type);
+        Assert.Contains("default alias", deleteDefault.Body.ToString(), StringComparison.Ordinal);
+        Assert.Equal("UnsupportedOperationException", (await Kms("UpdateAlias", new { AliasName = "alias/aws/secretsmanager", TargetKeyId = first })).Type);
+        Assert.Equal("AWS", (await Ok("DescribeKey", new { KeyId = "alias/aws/secretsmanager" })).GetProperty("KeyMetadata").GetProperty("KeyManager").GetString());
+    }
+
+    [Fact]
+    public async Task Rotation_and_alias_changes_need_their_kms_actions()
+    {
+        var keyArn = (await Ok("CreateKey", new { })).GetProperty("KeyMetadata").GetProperty("Arn").GetString()!;
+        await Ok("CreateAlias", new { AliasName = "alias/guarded", TargetKeyId = keyArn });
+        await fixture.AdminAsync("CreateUser", new { UserName = "keys-lister" });
+        var key = (await fixture.AdminAsync("CreateAccessKey", new { UserName = "keys-lister" })).GetProperty("AccessKey");
+        var (id, secret) = (key.GetProperty("AccessKeyId").GetString()!, key.GetProperty("SecretAccessKey").GetString()!);
+        await fixture.AdminAsync("PutUserPolicy", new
+        {
+            UserName = "keys-lister",
+            PolicyName = "list",
+            PolicyDocument = """{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "kms:ListAliases", "Resource": "*"}]}""",
+        });
+        Assert.Null((await Kms("ListAliases", new { }, id, secret)).Type);
+        var denied = await Kms("RotateKeyOnDemand", new { KeyId = keyArn }, id, secret);
+        Assert.Equal("AccessDeniedException", denied.Type);
+        Assert.Contains($"kms:RotateKeyOnDemand on resource: {keyArn}", denied.Body.ToString(), StringComparison.Ordinal);
+        Assert.Equal("AccessDeniedException", (await Kms("DeleteAlias", new { AliasName = "alias/guarded" }, id, secret)).Type);
+        Assert.Equal("AccessDeniedException", (await Kms("UpdateAlias", new { AliasName = "alias/guarded", TargetKeyId = keyArn }, id, secret)).Type);
+        Assert.Equal(keyArn, (await Ok("DescribeKey", new { KeyId = "alias/guarded" })).GetProperty("KeyMetadata").GetProperty("Arn").GetString());
+    }
 }

@@ -1,10 +1,10 @@
 using System.Data.Common;
 using Tumbler.Core.Storage;
 
-namespace Tumbler.Storage.Sqlite;
+namespace Tumbler.Storage.Sql;
 
 /// <summary>The function tables: registered rotation functions and the session credentials issued to them.</summary>
-public sealed partial class SqliteSecretStore
+public abstract partial class SqlSecretStore
 {
     private const string FunctionColumns =
         "name, kind, command, python_handler, working_dir, url, timeout_seconds, max_concurrency, env_names, sealed_config, created, last_modified";
@@ -13,7 +13,7 @@ public sealed partial class SqliteSecretStore
     public async Task<FunctionEntity?> FindFunctionAsync(string name, CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, $"SELECT {FunctionColumns} FROM functions WHERE name = $name", ("$name", name));
+        await using var command = Command(connection, null, $"SELECT {FunctionColumns} FROM functions WHERE name = @name", ("@name", name));
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct) ? ReadFunction(reader) : null;
     }
@@ -32,41 +32,42 @@ public sealed partial class SqliteSecretStore
     }
 
     public Task<bool> InsertFunctionAsync(FunctionEntity function, CancellationToken ct) =>
-        ChangeOneRowAsync($"""
+        ChangeOneConfigurationRowAsync($"""
             INSERT INTO functions ({FunctionColumns})
-            VALUES ($name, $kind, $command, $handler, $dir, $url, $timeout, $concurrency, $env, $sealed, $created, $modified)
+            VALUES (@name, @kind, @command, @handler, @dir, @url, @timeout, @concurrency, @env, @sealed, @created, @modified)
             ON CONFLICT (name) DO NOTHING
             """, ct, FunctionParameters(function));
 
     public Task<bool> UpdateFunctionAsync(FunctionEntity function, CancellationToken ct) =>
-        ChangeOneRowAsync("""
-            UPDATE functions SET kind = $kind, command = $command, python_handler = $handler, working_dir = $dir, url = $url,
-                timeout_seconds = $timeout, max_concurrency = $concurrency, env_names = $env, sealed_config = $sealed,
-                created = $created, last_modified = $modified
-            WHERE name = $name
+        ChangeOneConfigurationRowAsync("""
+            UPDATE functions SET kind = @kind, command = @command, python_handler = @handler, working_dir = @dir, url = @url,
+                timeout_seconds = @timeout, max_concurrency = @concurrency, env_names = @env, sealed_config = @sealed,
+                created = @created, last_modified = @modified
+            WHERE name = @name
             """, ct, FunctionParameters(function));
 
     public Task<bool> DeleteFunctionAsync(string name, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM functions WHERE name = $name", ct, ("$name", name));
+        ChangeOneConfigurationRowAsync("DELETE FROM functions WHERE name = @name", ct, ("@name", name));
 
     public Task InsertSessionAsync(SessionCredentialEntity session, DateTimeOffset purgeExpiredBefore, CancellationToken ct) =>
         WriteAsync(async writer =>
         {
-            var sqlite = (Writer)writer;
-            await Execute(sqlite.Connection, sqlite.Transaction, "DELETE FROM session_credentials WHERE expires < $now", ct,
-                ("$now", purgeExpiredBefore.ToUnixTimeMilliseconds()));
-            await Execute(sqlite.Connection, sqlite.Transaction,
-                $"INSERT INTO session_credentials ({SessionColumns}) VALUES ($id, $wrapped, $token, $arn, $function, $version, $expires, $created)", ct,
-                ("$id", session.AccessKeyId), ("$wrapped", session.WrappedSecret), ("$token", session.SessionTokenSha256), ("$arn", session.SecretArn),
-                ("$function", session.FunctionName), ("$version", session.VersionId), ("$expires", session.Expiration.ToUnixTimeMilliseconds()),
-                ("$created", session.CreatedDate.ToUnixTimeMilliseconds()));
+            var sql = (Writer)writer;
+            await Execute(sql.Connection, sql.Transaction, "DELETE FROM session_credentials WHERE expires < @now", ct,
+                ("@now", purgeExpiredBefore.ToUnixTimeMilliseconds()));
+            await Execute(sql.Connection, sql.Transaction,
+                $"INSERT INTO session_credentials ({SessionColumns}) VALUES (@id, @wrapped, @token, @arn, @function, @version, @expires, @created)", ct,
+                ("@id", session.AccessKeyId), ("@wrapped", session.WrappedSecret), ("@token", session.SessionTokenSha256), ("@arn", session.SecretArn),
+                ("@function", session.FunctionName), ("@version", session.VersionId), ("@expires", session.Expiration.ToUnixTimeMilliseconds()),
+                ("@created", session.CreatedDate.ToUnixTimeMilliseconds()));
             return true;
         }, ct);
 
     public async Task<SessionCredentialEntity?> FindSessionAsync(string accessKeyId, CancellationToken ct)
     {
+        using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
-        await using var command = Command(connection, null, $"SELECT {SessionColumns} FROM session_credentials WHERE access_key_id = $id", ("$id", accessKeyId));
+        await using var command = Command(connection, null, $"SELECT {SessionColumns} FROM session_credentials WHERE access_key_id = @id", ("@id", accessKeyId));
         await using var reader = await command.ExecuteReaderAsync(ct);
         return await reader.ReadAsync(ct)
             ? new SessionCredentialEntity(reader.GetString(0), (byte[])reader.GetValue(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
@@ -74,14 +75,20 @@ public sealed partial class SqliteSecretStore
             : null;
     }
 
+    // Sessions are never cached, so deleting one is not a configuration change other nodes need to hear of.
     public Task DeleteSessionAsync(string accessKeyId, CancellationToken ct) =>
-        ChangeOneRowAsync("DELETE FROM session_credentials WHERE access_key_id = $id", ct, ("$id", accessKeyId));
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            await Execute(sql.Connection, sql.Transaction, "DELETE FROM session_credentials WHERE access_key_id = @id", ct, ("@id", accessKeyId));
+            return true;
+        }, ct);
 
     private static (string, object?)[] FunctionParameters(FunctionEntity f) =>
     [
-        ("$name", f.Name), ("$kind", f.Kind), ("$command", f.Command), ("$handler", f.PythonHandler), ("$dir", f.WorkingDirectory), ("$url", f.Url),
-        ("$timeout", f.TimeoutSeconds), ("$concurrency", f.MaxConcurrency), ("$env", StorageJsonContext.Labels([.. f.EnvironmentNames])),
-        ("$sealed", f.SealedConfig), ("$created", f.CreatedDate.ToUnixTimeMilliseconds()), ("$modified", f.LastModified.ToUnixTimeMilliseconds()),
+        ("@name", f.Name), ("@kind", f.Kind), ("@command", f.Command), ("@handler", f.PythonHandler), ("@dir", f.WorkingDirectory), ("@url", f.Url),
+        ("@timeout", f.TimeoutSeconds), ("@concurrency", f.MaxConcurrency), ("@env", StorageJsonContext.Labels([.. f.EnvironmentNames])),
+        ("@sealed", f.SealedConfig), ("@created", f.CreatedDate.ToUnixTimeMilliseconds()), ("@modified", f.LastModified.ToUnixTimeMilliseconds()),
     ];
 
     private static FunctionEntity ReadFunction(DbDataReader r) => new(
