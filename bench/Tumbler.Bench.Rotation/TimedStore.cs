@@ -64,6 +64,10 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
     public Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct) => Read(() => inner.ReadValueAsync(secretKey, versionId, ct));
     public Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct) =>
         Read(() => inner.ListSecretsAsync(region, includeScheduledForDeletion, ct));
+
+    public Task<IReadOnlyList<SecretEntity>> ListSecretsPageAsync(string region, bool includeScheduledForDeletion, SecretSortKey sortBy, bool descending,
+        SecretListPosition? after, int limit, CancellationToken ct) =>
+        Read(() => inner.ListSecretsPageAsync(region, includeScheduledForDeletion, sortBy, descending, after, limit, ct));
     public Task SetLastAccessedAsync(long secretKey, string versionId, DateTimeOffset date, CancellationToken ct) =>
         Write(() => inner.SetLastAccessedAsync(secretKey, versionId, date, ct));
     public Task<IReadOnlyList<string>> PurgeDeletedAsync(DateTimeOffset now, CancellationToken ct) => Write(() => inner.PurgeDeletedAsync(now, ct));

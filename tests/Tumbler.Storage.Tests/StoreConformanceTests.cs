@@ -250,6 +250,53 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_listing_page_continues_after_a_position_in_each_order_and_direction()
+    {
+        // Creation dates tie in pairs, so the row key must break ties in the listing's direction.
+        var names = new[] { "d", "B", "a", "c", "E" };
+        for (var i = 0; i < names.Length; i++)
+        {
+            await InsertAsync(NewSecret(names[i], created: T0.AddSeconds(i / 2)), (NewVersion(names[i] + "1", T0, "AWSPREVIOUS"), [1]),
+                (NewVersion(names[i] + "2", T0.AddSeconds(1), "AWSCURRENT"), [2]));
+        }
+        var deleted = NewSecret("gone", created: T0);
+        deleted.DeletionDate = T0.AddDays(7);
+        await InsertAsync(deleted);
+        await InsertAsync(NewSecret("elsewhere", "eu-west-1"));
+        var accessed = (await FindAsync("a"))!;
+        await Store.SetLastAccessedAsync(accessed.Key, "a2", T0.AddDays(1), default);
+
+        Assert.Equal(["d", "B", "a", "c", "E"], await WalkAsync(SecretSortKey.CreatedDate, descending: false));
+        Assert.Equal(["E", "c", "a", "B", "d"], await WalkAsync(SecretSortKey.CreatedDate, descending: true));
+        Assert.Equal(["B", "E", "a", "c", "d"], await WalkAsync(SecretSortKey.Name, descending: false)); // byte order: capitals first
+        Assert.Equal(["d", "c", "a", "E", "B"], await WalkAsync(SecretSortKey.Name, descending: true));
+        Assert.Equal(["d", "B", "c", "E", "a"], await WalkAsync(SecretSortKey.LastAccessedDate, descending: false)); // never read comes first
+        Assert.Equal(["d", "B", "a", "c", "E"], await WalkAsync(SecretSortKey.LastChangedDate, descending: false));
+
+        var first = await Store.ListSecretsPageAsync("us-east-1", includeScheduledForDeletion: true, SecretSortKey.Name, false, null, 10, default);
+        Assert.Equal(["B", "E", "a", "c", "d", "gone"], first.Select(s => s.Name));
+        Assert.Equal(["d1", "d2"], first[4].Versions.Select(v => v.VersionId));
+        Assert.Equal(["AWSCURRENT"], first[4].Versions[1].Labels);
+
+        // Pages of two, each continuing after the last secret of the one before.
+        async Task<List<string>> WalkAsync(SecretSortKey sortBy, bool descending)
+        {
+            var listed = new List<string>();
+            SecretListPosition? after = null;
+            while (true)
+            {
+                var page = await Store.ListSecretsPageAsync("us-east-1", includeScheduledForDeletion: false, sortBy, descending, after, 2, default);
+                listed.AddRange(page.Select(s => s.Name));
+                if (page.Count < 2)
+                {
+                    return listed;
+                }
+                after = SecretListPosition.Of(page[^1], sortBy);
+            }
+        }
+    }
+
+    [Fact]
     public async Task Last_accessed_is_recorded_on_the_secret_and_the_version()
     {
         var secret = await InsertAsync(NewSecret("read"), (NewVersion("v1", T0, "AWSCURRENT"), [1]));

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
 using Tumbler.Core.Access;
@@ -398,12 +399,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .ThrowIfInvalid();
         ValidateFilters(request.Filters);
         Authorize(context, Demand.SecretsManager("ListSecrets"), "*", null);
-        var secrets = await store.ListSecretsAsync(context.Region, request.IncludePlannedDeletion == true, ct);
-        // A list never shows a secret the caller may not describe.
-        var describe = Demand.SecretsManager("DescribeSecret");
-        var visible = secrets.Where(s => _access.IsAllowed(context, describe, s.Arn, s));
-        var matching = request.Filters is { Count: > 0 } filters ? visible.Where(s => SecretFilter.Matches(filters, Filterable(s))) : visible;
-        var page = Paginate(matching, request.SortBy ?? "created-date", request.SortOrder ?? "asc", request.MaxResults ?? 100, request.NextToken);
+        var page = await ListPageAsync(request, context, ct);
         return new ListSecretsResponse
         {
             SecretList = page.Items.Select(secret => new SecretListEntry
@@ -923,6 +919,70 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             var byKey = string.CompareOrdinal(key, otherKey);
             return byKey != 0 ? byKey : row.CompareTo(otherRow);
         }
+    }
+
+    /// <summary>
+    /// ListSecrets' page: reads the store in its sort order, a batch at a time, and keeps the secrets the caller
+    /// may describe and the filters match, until the page is full. The token carries the sort and the position
+    /// (sort value, row key) of the last secret returned, so paging stays consistent while secrets come and go.
+    /// </summary>
+    private async Task<Page> ListPageAsync(ListSecretsRequest request, CallContext context, CancellationToken ct)
+    {
+        var sortBy = request.SortBy ?? "created-date";
+        var sortOrder = request.SortOrder ?? "asc";
+        var order = sortBy switch
+        {
+            "name" => SecretSortKey.Name,
+            "last-accessed-date" => SecretSortKey.LastAccessedDate,
+            "last-changed-date" => SecretSortKey.LastChangedDate,
+            _ => SecretSortKey.CreatedDate,
+        };
+        var pageSize = request.MaxResults ?? 100;
+        SecretListPosition? position = null;
+        if (request.NextToken is not null)
+        {
+            var parts = DecodeToken(request.NextToken).Split('\n');
+            long ticks = 0;
+            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
+                || (order != SecretSortKey.Name && !long.TryParse(parts[2], out ticks)))
+            {
+                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+            }
+            position = new SecretListPosition(order, order == SecretSortKey.Name ? parts[2] : null, ticks, lastRow);
+        }
+        // A list never shows a secret the caller may not describe.
+        var describe = Demand.SecretsManager("DescribeSecret");
+        var items = new List<SecretEntity>();
+        var batchSize = pageSize + 1;
+        while (items.Count <= pageSize)
+        {
+            var batch = await store.ListSecretsPageAsync(context.Region, request.IncludePlannedDeletion == true, order, sortOrder == "desc", position, batchSize, ct);
+            foreach (var secret in batch)
+            {
+                position = SecretListPosition.Of(secret, order);
+                if (_access.IsAllowed(context, describe, secret.Arn, secret)
+                    && (request.Filters is not { Count: > 0 } filters || SecretFilter.Matches(filters, Filterable(secret))))
+                {
+                    items.Add(secret);
+                    if (items.Count > pageSize)
+                    {
+                        break;
+                    }
+                }
+            }
+            if (batch.Count < batchSize)
+            {
+                break;
+            }
+            batchSize = Math.Min(batchSize * 2, 1000); // filters or policies hide secrets: read further ahead
+        }
+        if (items.Count <= pageSize)
+        {
+            return new Page(items, null);
+        }
+        var last = SecretListPosition.Of(items[pageSize - 1], order);
+        var sortValue = order == SecretSortKey.Name ? last.Name : last.Ticks.ToString("D20", CultureInfo.InvariantCulture);
+        return new Page(items[..pageSize], EncodeToken($"{sortBy}\n{sortOrder}\n{sortValue}\n{last.Key}"));
     }
 
     private static string EncodeToken(string value) => Convert.ToBase64String(Encoding.UTF8.GetBytes(value));

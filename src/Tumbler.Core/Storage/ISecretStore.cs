@@ -30,6 +30,15 @@ public interface ISecretStore : IAsyncDisposable
     /// <summary>Every secret of a region with its versions' metadata, oldest first.</summary>
     Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct);
 
+    /// <summary>
+    /// One page of a region's secrets with their versions' metadata: up to <paramref name="limit"/> secrets in
+    /// <paramref name="sortBy"/> order (descending when <paramref name="descending"/>), ties broken by row key in
+    /// the same direction, starting strictly after <paramref name="after"/> (from the first when null). Lets
+    /// ListSecrets read a page instead of every secret.
+    /// </summary>
+    Task<IReadOnlyList<SecretEntity>> ListSecretsPageAsync(string region, bool includeScheduledForDeletion, SecretSortKey sortBy, bool descending,
+        SecretListPosition? after, int limit, CancellationToken ct);
+
     /// <summary>Records a value read (date granularity, so at most one write a day per secret).</summary>
     Task SetLastAccessedAsync(long secretKey, string versionId, DateTimeOffset date, CancellationToken ct);
 

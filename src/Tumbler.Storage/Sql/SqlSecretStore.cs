@@ -142,6 +142,69 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         return [.. secrets.Values];
     }
 
+    public async Task<IReadOnlyList<SecretEntity>> ListSecretsPageAsync(string region, bool includeScheduledForDeletion, SecretSortKey sortBy, bool descending,
+        SecretListPosition? after, int limit, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        using var timer = StoreMetrics.Time();
+        await using var connection = await OpenAsync(ct);
+        await using var snapshot = await BeginReadAsync(connection, ct);
+        // Names compare byte-wise in both stores (SQLite's BINARY, PostgreSQL's COLLATE "C"), as ListSecrets' ordinal sort.
+        var sortColumn = sortBy switch
+        {
+            SecretSortKey.Name => "name",
+            SecretSortKey.LastAccessedDate => $"COALESCE(last_accessed, {ToMs(DateTimeOffset.MinValue.UtcTicks)})",
+            SecretSortKey.LastChangedDate => "last_changed",
+            _ => "created",
+        };
+        var (direction, beyond) = descending ? ("DESC", "<") : ("ASC", ">");
+        var sql = new System.Text.StringBuilder($"SELECT {SecretColumns} FROM secrets WHERE region = @region");
+        if (!includeScheduledForDeletion)
+        {
+            sql.Append(" AND deletion_date IS NULL");
+        }
+        var parameters = new List<(string, object?)> { ("@region", region), ("@limit", limit) };
+        if (after is { } position)
+        {
+            if (position.SortBy != sortBy)
+            {
+                throw new ArgumentException($"A position in {position.SortBy} order does not continue a listing in {sortBy} order.", nameof(after));
+            }
+            sql.Append($" AND ({sortColumn} {beyond} @value OR ({sortColumn} = @value AND id {beyond} @id))");
+            parameters.Add(("@value", sortBy == SecretSortKey.Name ? position.Name : ToMs(position.Ticks)));
+            parameters.Add(("@id", position.Key));
+        }
+        sql.Append($" ORDER BY {sortColumn} {direction}, id {direction} LIMIT @limit");
+        var secrets = new List<SecretEntity>();
+        await using (var command = Command(connection, snapshot, sql.ToString(), [.. parameters]))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                secrets.Add(ReadSecret(reader));
+            }
+        }
+        if (secrets.Count == 0)
+        {
+            return secrets;
+        }
+        var byKey = secrets.ToDictionary(secret => secret.Key);
+        // The page's row keys are integers read from the table itself, so inlining them is safe.
+        await using (var command = Command(connection, snapshot,
+            $"SELECT v.secret_id, {VersionColumns} FROM versions v WHERE v.secret_id IN ({string.Join(',', byKey.Keys)}) ORDER BY v.created"))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                byKey[reader.GetInt64(0)].Versions.Add(ReadVersion(reader, 1));
+            }
+        }
+        return secrets;
+
+        // Dates are stored as Unix milliseconds; a position holds ticks.
+        static long ToMs(long ticks) => (ticks - DateTimeOffset.UnixEpoch.UtcTicks) / TimeSpan.TicksPerMillisecond;
+    }
+
     public Task SetLastAccessedAsync(long secretKey, string versionId, DateTimeOffset date, CancellationToken ct) =>
         WriteAsync(async writer =>
         {

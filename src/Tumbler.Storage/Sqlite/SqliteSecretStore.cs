@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSecretStore : SqlSecretStore
 {
-    public const int SchemaVersion = 5;
+    public const int SchemaVersion = 6;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -193,6 +193,17 @@ public sealed class SqliteSecretStore : SqlSecretStore
                 ALTER TABLE kms_keys DROP COLUMN wrapped;
                 ALTER TABLE kms_keys DROP COLUMN wrapped_next;
                 PRAGMA user_version = 5;
+                """, ct);
+            await transaction.CommitAsync(ct);
+            version = 5;
+        }
+        if (version == 5)
+        {
+            // ListSecrets pages in SQL; its default order (created-date) walks this index instead of sorting every secret.
+            await using var transaction = await connection.BeginTransactionAsync(ct);
+            await Execute(connection, transaction, """
+                CREATE INDEX IF NOT EXISTS secrets_created ON secrets (region, created);
+                PRAGMA user_version = 6;
                 """, ct);
             await transaction.CommitAsync(ct);
         }

@@ -224,6 +224,70 @@ public sealed class SecretsServiceTests
     }
 
     [Fact]
+    public async Task List_pages_walk_every_order_with_ties_and_a_filter_that_hides_most_secrets()
+    {
+        // The store pages in SQL (ListSecretsPageAsync): each order, both directions, ties on the date broken by
+        // creation order, must give the same sequence page by page as sorted in one go.
+        await using var h = await ServiceHarness.CreateAsync();
+        var created = new List<(string Name, DateTimeOffset Created, DateTimeOffset Changed, DateTimeOffset? Accessed)>();
+        var names = Enumerable.Range(0, 23).Select(i => $"p{(i * 7) % 23:D2}").ToList(); // created out of name order
+        for (var i = 0; i < names.Count; i++)
+        {
+            await h.CreateAsync(names[i], "v");
+            created.Add((names[i], h.Clock.Now, h.Clock.Now, null));
+            if (i % 3 == 2)
+            {
+                h.Clock.Advance(TimeSpan.FromSeconds(1)); // groups of three share a creation date
+            }
+        }
+        for (var i = 0; i < names.Count; i += 4)
+        {
+            h.Clock.Advance(TimeSpan.FromDays(1));
+            await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = names[i] }, Caller, default);
+            await h.Service.UpdateSecretAsync(new UpdateSecretRequest { SecretId = names[i], Description = "changed" }, Caller, default);
+            var day = new DateTimeOffset(h.Clock.Now.UtcDateTime.Date, TimeSpan.Zero);
+            created[i] = created[i] with { Changed = h.Clock.Now, Accessed = day };
+        }
+        var orders = new Dictionary<string, Func<(string Name, DateTimeOffset Created, DateTimeOffset Changed, DateTimeOffset? Accessed), long>>
+        {
+            ["created-date"] = s => s.Created.UtcTicks,
+            ["last-changed-date"] = s => s.Changed.UtcTicks,
+            ["last-accessed-date"] = s => (s.Accessed ?? DateTimeOffset.MinValue).UtcTicks,
+        };
+        foreach (var sortOrder in new[] { "asc", "desc" })
+        {
+            foreach (var (sortBy, key) in orders)
+            {
+                // Row keys follow creation order, so the index in `created` breaks ties.
+                var ascending = created.Select((s, index) => (s.Name, Key: key(s), index)).OrderBy(e => e.Key).ThenBy(e => e.index).Select(e => e.Name).ToList();
+                Assert.Equal(sortOrder == "asc" ? ascending : ascending.AsEnumerable().Reverse().ToList(), await ListAllAsync(sortBy, sortOrder, null));
+            }
+            var byName = created.Select(s => s.Name).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(sortOrder == "asc" ? byName : byName.AsEnumerable().Reverse().ToList(), await ListAllAsync("name", sortOrder, null));
+        }
+        // A filter that matches 2 of 23: pages of one still find both, across the store's read-ahead batches.
+        Assert.Equal(["p05", "p15"], await ListAllAsync("name", "asc", [new Filter { Key = "name", Values = ["p05", "p15"] }]));
+
+        async Task<List<string>> ListAllAsync(string sortBy, string sortOrder, List<Filter>? filters)
+        {
+            var listed = new List<string>();
+            string? token = null;
+            do
+            {
+                var page = await h.Service.ListSecretsAsync(new ListSecretsRequest
+                {
+                    SortBy = sortBy, SortOrder = sortOrder, MaxResults = filters is null ? 4 : 1, NextToken = token, Filters = filters,
+                }, Caller, default);
+                Assert.True(page.SecretList.Count <= 4);
+                listed.AddRange(page.SecretList.Select(s => s.Name));
+                token = page.NextToken;
+            }
+            while (token is not null);
+            return listed;
+        }
+    }
+
+    [Fact]
     public async Task Tags_are_merged_in_order_and_an_emptied_list_differs_from_never_tagged()
     {
         await using var h = await ServiceHarness.CreateAsync();
