@@ -154,7 +154,7 @@ public sealed class PostgresSecretStore : SqlSecretStore
         }
         if (version == 0)
         {
-            // The SQLite schema at its version 5, in PostgreSQL's types. Text keys compare byte-wise (COLLATE "C"), as SQLite does.
+            // The SQLite schema at its version 6, in PostgreSQL's types. Text keys compare byte-wise (COLLATE "C"), as SQLite does.
             await Execute(scope.Connection, scope.Transaction, """
                 CREATE TABLE tumbler_schema (version integer NOT NULL);
                 INSERT INTO tumbler_schema (version) VALUES (1);
@@ -181,6 +181,7 @@ public sealed class PostgresSecretStore : SqlSecretStore
                     resource_policy text,
                     UNIQUE (region, name));
                 CREATE INDEX secrets_due ON secrets (next_rotation_start) WHERE rotation_enabled = 1;
+                CREATE INDEX secrets_created ON secrets (region, created);
                 CREATE TABLE versions (
                     secret_id bigint NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
                     version_id text COLLATE "C" NOT NULL,

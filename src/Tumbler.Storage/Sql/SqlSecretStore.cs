@@ -23,8 +23,9 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     protected abstract Task<WriteScope> BeginWriteAsync(CancellationToken ct);
 
     /// <summary>
-    /// Begins a read-only snapshot on a connection, so that the statements of one read (a key with its materials and
-    /// aliases, a secret with its versions) see one state even while other nodes write.
+    /// Begins a read-only snapshot on a connection, so that the statements of a listing (keys with their materials and
+    /// aliases, secrets with their versions) see one state even while other nodes write. Not on the GetSecretValue path:
+    /// there the versions come from one statement, and a snapshot's extra round trips cost more than they protect.
     /// </summary>
     protected abstract Task<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken ct);
 
@@ -100,8 +101,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     {
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
-        await using var snapshot = await BeginReadAsync(connection, ct);
-        return await FindSecretAsync(connection, snapshot, region, lookup, ct);
+        return await FindSecretAsync(connection, null, region, lookup, ct);
     }
 
     public async Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct)
