@@ -29,10 +29,14 @@ internal sealed class ChildServer : IAsyncDisposable
 
     public string Output { get { lock (_output) { return _output.ToString(); } } }
 
-    /// <summary>Starts <c>tumbler serve</c> on DATA_DIR with the given root credentials (SQLite store, file audit: the defaults).</summary>
-    public static Task<ChildServer> StartTumblerAsync(string tumblerDll, string dataDir, string accessKeyId, string secretAccessKey) =>
+    /// <summary>
+    /// Starts <c>tumbler serve</c> on DATA_DIR with the given root credentials (SQLite store, file audit: the defaults), and
+    /// any further TUMBLER_* settings (TUMBLER_STORE and TUMBLER_ROOT_KEY for a node of a shared PostgreSQL store).
+    /// </summary>
+    public static Task<ChildServer> StartTumblerAsync(string tumblerDll, string dataDir, string accessKeyId, string secretAccessKey,
+        IReadOnlyDictionary<string, string>? settings = null) =>
         StartAsync(port => [tumblerDll, "serve", "--data-dir", dataDir, "--listen", $"127.0.0.1:{port}"],
-            new Dictionary<string, string>
+            new Dictionary<string, string>(settings ?? new Dictionary<string, string>())
             {
                 ["TUMBLER_ROOT_ACCESS_KEY_ID"] = accessKeyId,
                 ["TUMBLER_ROOT_SECRET_ACCESS_KEY"] = secretAccessKey,

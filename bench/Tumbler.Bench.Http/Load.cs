@@ -85,7 +85,12 @@ internal sealed class LoadClient(string accessKeyId, string secretAccessKey)
     /// connections, settles tiered JIT) and then <paramref name="duration"/>. <paramref name="next"/> gives
     /// each worker its next call (it may sign it per request).
     /// </summary>
-    public async Task<CellResult> RunAsync(Uri endpoint, Func<PreparedCall> next, int connections, TimeSpan warmup, TimeSpan duration, ChildServer? measuredServer)
+    public Task<CellResult> RunAsync(Uri endpoint, Func<PreparedCall> next, int connections, TimeSpan warmup, TimeSpan duration, ChildServer? measuredServer) =>
+        RunAsync([endpoint], next, connections, warmup, duration, measuredServer);
+
+    /// <summary>As above, the workers spread evenly over <paramref name="endpoints"/> (nodes sharing one store).</summary>
+    public async Task<CellResult> RunAsync(IReadOnlyList<Uri> endpoints, Func<PreparedCall> next, int connections, TimeSpan warmup, TimeSpan duration,
+        ChildServer? measuredServer)
     {
         using var handler = new SocketsHttpHandler
         {
@@ -108,8 +113,9 @@ internal sealed class LoadClient(string accessKeyId, string secretAccessKey)
             measuring.TrySetResult();
         });
         string? firstError = null;
-        var workers = Enumerable.Range(0, connections).Select(_ => Task.Run(async () =>
+        var workers = Enumerable.Range(0, connections).Select(worker => Task.Run(async () =>
         {
+            var endpoint = endpoints[worker % endpoints.Count];
             var latencies = new List<long>(capacity: 4096);
             long errors = 0;
             while (true)

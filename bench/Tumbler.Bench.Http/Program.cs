@@ -2,7 +2,9 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using Npgsql;
 using Tumbler.Bench.Http;
+using Tumbler.Storage.Postgres;
 
 // Usage (from the repository root; see bench/README.md):
 //   dotnet run -c Release --project bench/Tumbler.Bench.Http [-- --only http|scale --seconds 5 ...]
@@ -33,6 +35,10 @@ try
     if (options.Only is null or "scale")
     {
         await ScaleBenchAsync();
+    }
+    if (options.Only is null or "stores")
+    {
+        await StoresBenchAsync();
     }
     Console.WriteLine(report.ToString());
     return 0;
@@ -230,6 +236,97 @@ async Task ScaleBenchAsync()
     report.AppendLine();
 }
 
+// GetSecretValue against the embedded SQLite store, one node on a PostgreSQL store, and two nodes sharing that store
+// with the connections split between them, in one run on one machine.
+async Task StoresBenchAsync()
+{
+    var admin = new NpgsqlConnectionStringBuilder(PostgresSecretStore.ConnectionStringFrom(options.Postgres)) { Database = "postgres", Pooling = false };
+    var database = "tumbler_bench_" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+    try
+    {
+        await AdminAsync($"CREATE DATABASE {database}");
+    }
+    catch (NpgsqlException e)
+    {
+        report.AppendLine($"Stores: skipped, PostgreSQL not reachable at {admin.Host}:{admin.Port} ({e.Message}); give --postgres URL.");
+        report.AppendLine();
+        return;
+    }
+    // From the given URL, not from the admin string above: the nodes pool their connections as they do by default.
+    var store = new NpgsqlConnectionStringBuilder(PostgresSecretStore.ConnectionStringFrom(options.Postgres)) { Database = database }.ConnectionString;
+    var rootKey = RandomNumberGenerator.GetBytes(32);
+    var shared = new Dictionary<string, string> { ["TUMBLER_STORE"] = store, ["TUMBLER_ROOT_KEY"] = Convert.ToBase64String(rootKey) };
+    const string operation = "GetSecretValue";
+    // Signed when sent, in all three setups alike: a request signed ahead names one node's host:port.
+    var random = new Random(42);
+    var pool = Enumerable.Range(0, Math.Min(options.StoreSecrets, options.Targets))
+        .Select(_ => new PreparedCall(operation, Encoding.UTF8.GetBytes(LoadClient.Json(("SecretId", Seeder.NameOf(random.Next(options.StoreSecrets)))))))
+        .ToArray();
+    var rows = new List<(string Setup, int Connections, CellResult Result)>();
+    async Task MeasureAsync(string setup, IReadOnlyList<ChildServer> nodes)
+    {
+        var endpoints = nodes.Select(n => n.Endpoint).ToList();
+        foreach (var node in nodes)
+        {
+            await load.PrimeAsync(node.Endpoint, pool); // first reads of the day record last-access dates: not the steady state
+            await load.RunAsync(node.Endpoint, () => pool[Random.Shared.Next(pool.Length)], 8, TimeSpan.Zero, TimeSpan.FromSeconds(options.ServerWarmup), null);
+        }
+        foreach (var connections in options.StoreConnections)
+        {
+            var result = await load.RunAsync(endpoints, () => pool[Random.Shared.Next(pool.Length)], connections,
+                TimeSpan.FromSeconds(options.Warmup), TimeSpan.FromSeconds(options.Seconds), nodes.Count == 1 ? nodes[0] : null);
+            Console.Error.WriteLine($"  {setup} × {connections}: {result.RequestsPerSecond:F0} req/s, p50 {result.P50Ms:F2} ms, p99 {result.P99Ms:F2} ms, {result.Errors} errors");
+            rows.Add((setup, connections, result));
+        }
+    }
+    try
+    {
+        var sqliteDir = await NewDataDirAsync("stores-sqlite", options.StoreSecrets, 1);
+        await using (var sqlite = await ChildServer.StartTumblerAsync(tumblerDll, sqliteDir, accessKeyId, secretAccessKey))
+        {
+            await MeasureAsync("SQLite, 1 node", [sqlite]);
+        }
+
+        // The first start makes the schema and the default key; the seed goes straight into the database, as for SQLite.
+        await using (var init = await ChildServer.StartTumblerAsync(tumblerDll, Path.Combine(work.FullName, "stores-pg-a"), accessKeyId, secretAccessKey, shared))
+        {
+            await init.StopAsync();
+        }
+        await using (var seedStore = new PostgresSecretStore(store))
+        {
+            var seeded = await Seeder.SeedAsync(seedStore, rootKey, options.StoreSecrets, 1, options.ValueBytes);
+            Console.Error.WriteLine($"seeded {options.StoreSecrets:N0} secrets into PostgreSQL in {seeded.TotalSeconds:F1} s");
+        }
+        await using var nodeA = await ChildServer.StartTumblerAsync(tumblerDll, Path.Combine(work.FullName, "stores-pg-a"), accessKeyId, secretAccessKey, shared);
+        await MeasureAsync("PostgreSQL, 1 node", [nodeA]);
+        await using var nodeB = await ChildServer.StartTumblerAsync(tumblerDll, Path.Combine(work.FullName, "stores-pg-b"), accessKeyId, secretAccessKey, shared);
+        await MeasureAsync("PostgreSQL, 2 nodes", [nodeA, nodeB]);
+    }
+    finally
+    {
+        await AdminAsync($"DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+    }
+
+    report.AppendLine(CultureInfo.InvariantCulture, $"Stores: {operation} of {options.StoreSecrets:N0} secrets of {options.ValueBytes} B; PostgreSQL {admin.Host}:{admin.Port} on this machine:");
+    report.AppendLine();
+    report.AppendLine("| store | conns | req/s | p50 ms | p99 ms | server CPU µs/req | load avg | errors |");
+    report.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|");
+    foreach (var (setup, connections, r) in rows)
+    {
+        report.AppendLine(CultureInfo.InvariantCulture,
+            $"| {setup} | {connections} | {r.RequestsPerSecond:F0} | {r.P50Ms:F2} | {r.P99Ms:F2} | {(r.ServerCpuMicros is { } cpu ? cpu.ToString("F0", CultureInfo.InvariantCulture) : "")} | {r.LoadAverage} | {r.Errors} |");
+    }
+    report.AppendLine();
+
+    async Task AdminAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(admin.ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+}
+
 internal sealed record Options
 {
     public string? Only { get; init; }
@@ -248,6 +345,11 @@ internal sealed record Options
     public bool SignEach { get; init; }
     public bool Keep { get; init; }
     public string? TumblerDll { get; init; }
+    /// <summary>A PostgreSQL server the stores benchmark may create a database on (default: the test server of scripts/start-postgres.sh).</summary>
+    public string Postgres { get; init; } = Environment.GetEnvironmentVariable("TUMBLER_BENCH_POSTGRES") is { Length: > 0 } url ? url
+        : "postgres://tumbler_admin:admin-pass@127.0.0.1:15432/postgres";
+    public int StoreSecrets { get; init; } = 1_000;
+    public int[] StoreConnections { get; init; } = [8, 64];
 
     public static Options Parse(string[] args)
     {
@@ -258,7 +360,10 @@ internal sealed record Options
             int[] Ints() => [.. Value().Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture))];
             options = args[i] switch
             {
-                "--only" => options with { Only = Value() is var only && only is "http" or "scale" ? only : throw new ArgumentException("--only http|scale") },
+                "--only" => options with { Only = Value() is var only && only is "http" or "scale" or "stores" ? only : throw new ArgumentException("--only http|scale|stores") },
+                "--postgres" => options with { Postgres = Value() },
+                "--store-secrets" => options with { StoreSecrets = Ints()[0] },
+                "--store-connections" => options with { StoreConnections = Ints() },
                 "--seconds" => options with { Seconds = double.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--warmup" => options with { Warmup = double.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--connections" => options with { Connections = Ints() },

@@ -31,9 +31,14 @@ internal static class Seeder
 
     public static async Task<TimeSpan> SeedAsync(string dataDir, int secrets, int versionsPerSecret, int valueBytes)
     {
-        var clock = Stopwatch.StartNew();
-        var rootKey = RootKeyFile.Read(Path.Combine(dataDir, "root.key"));
         await using var store = new SqliteSecretStore(Path.Combine(dataDir, "tumbler.db"));
+        return await SeedAsync(store, RootKeyFile.Read(Path.Combine(dataDir, "root.key")), secrets, versionsPerSecret, valueBytes);
+    }
+
+    /// <summary>The same into any store a server has created (the PostgreSQL one included), given its root key.</summary>
+    public static async Task<TimeSpan> SeedAsync(ISecretStore store, byte[] rootKey, int secrets, int versionsPerSecret, int valueBytes)
+    {
+        var clock = Stopwatch.StartNew();
         await store.InitializeAsync(CancellationToken.None);
         var keys = await KeyRing.OpenAsync(store, rootKey, Region, AccountId, TimeProvider.System, CancellationToken.None);
         var keyId = keys.DefaultKeyId;
