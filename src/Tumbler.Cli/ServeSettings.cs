@@ -69,6 +69,7 @@ internal static class ServeSettings
         new("rotationLeaseSeconds", Kind.Number),
         new("rotationPollSeconds", Kind.Number),
         new("rotationRetrySeconds", Kind.Number),
+        new("sharedStorePollSeconds", Kind.Number),
     ];
 
     /// <summary>A setting's value and where it came from (for messages and --print-config).</summary>
@@ -315,6 +316,8 @@ internal static class ServeSettings
             Audit = Get<string>("audit") ?? defaults.Audit,
             LogFormat = Get<string>("logFormat") ?? defaults.LogFormat,
             LogLevel = Get<string>("logLevel") is { } level ? Enum.Parse<LogLevel>(level) : defaults.LogLevel,
+            SharedStorePollInterval = merged.ContainsKey("sharedStorePollSeconds")
+                ? TimeSpan.FromSeconds(Get<double>("sharedStorePollSeconds")) : defaults.SharedStorePollInterval,
             Rotation = rotation with
             {
                 LeaseDuration = merged.ContainsKey("rotationLeaseSeconds") ? TimeSpan.FromSeconds(Get<double>("rotationLeaseSeconds")) : rotation.LeaseDuration,
@@ -394,6 +397,7 @@ internal static class ServeSettings
             case "rotationLeaseSeconds": w.WriteNumberValue(o.Rotation.LeaseDuration.TotalSeconds); break;
             case "rotationPollSeconds": w.WriteNumberValue(o.Rotation.PollInterval.TotalSeconds); break;
             case "rotationRetrySeconds": w.WriteNumberValue(o.Rotation.RetryBase.TotalSeconds); break;
+            case "sharedStorePollSeconds": w.WriteNumberValue(o.SharedStorePollInterval.TotalSeconds); break;
             default: w.WriteNullValue(); break;
         }
 

@@ -343,6 +343,45 @@ public sealed class KeyRing
         }
     }
 
+    /// <summary>
+    /// On a store other nodes share: when <paramref name="kmsKeyId"/> names a key, or <paramref name="blob"/> a key or
+    /// material version, that this node has not loaded (made on another node since its last poll), loads the ring from
+    /// the store once, so the call that needs it succeeds now rather than after the next poll. One refresh at a time;
+    /// nothing happens when everything named is known (the usual case, and always on a single node).
+    /// </summary>
+    public async Task CatchUpAsync(ISecretStore store, string? kmsKeyId, byte[]? blob, CancellationToken ct)
+    {
+        if (Knows(kmsKeyId, blob))
+        {
+            return;
+        }
+        await _catchUp.WaitAsync(ct);
+        try
+        {
+            if (!Knows(kmsKeyId, blob))
+            {
+                await RefreshAsync(store, ct);
+            }
+        }
+        finally
+        {
+            _catchUp.Release();
+        }
+    }
+
+    private readonly SemaphoreSlim _catchUp = new(1, 1);
+
+    private bool Knows(string? kmsKeyId, byte[]? blob) =>
+        (string.IsNullOrEmpty(kmsKeyId) || TryResolveKeyId(kmsKeyId) is not null)
+        && (blob is null || BlobKey(blob) is not { } named || (_keys.TryGetValue(named.KeyId, out var key) && key.Material(named.Version) is not null));
+
+    /// <summary>The key id and material version a value blob names; null when it is not a value blob.</summary>
+    private static (string KeyId, int Version)? BlobKey(byte[] blob) =>
+        blob.Length < 2 || blob[0] is not (UnversionedBlobFormat or BlobFormat) || blob.Length < 2 + blob[1] + (blob[0] == BlobFormat ? VersionSize : 0)
+            ? null
+            : (Encoding.ASCII.GetString(blob, 2, blob[1]),
+                blob[0] == UnversionedBlobFormat ? 1 : BinaryPrimitives.ReadInt32BigEndian(blob.AsSpan(2 + blob[1], VersionSize)));
+
     public SecretPlaintext Decrypt(byte[] blob, string arn, string versionId)
     {
         try
@@ -364,7 +403,7 @@ public sealed class KeyRing
             var (version, wrappedStart) = blob[0] == UnversionedBlobFormat ? (1, 2 + blob[1])
                 : (BinaryPrimitives.ReadInt32BigEndian(blob.AsSpan(2 + blob[1], VersionSize)), 2 + blob[1] + VersionSize);
             var material = key.Material(version) ?? throw new ServiceException(ErrorCodes.DecryptionFailure,
-                $"Version {version} of the material of KMS key {key.Entity.Arn} that encrypts this secret is not available on this server yet (it was rotated on another node; nodes load new material within a second).");
+                $"Version {version} of the material of KMS key {key.Entity.Arn} that encrypts this secret is not available on this server.");
             var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
             var dataKey = Envelope.Open(material, blob.AsSpan(wrappedStart, valueStart - wrappedStart), DataKeyAssociatedData(keyId, arn, versionId));
             try

@@ -53,6 +53,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         {
             throw ServiceException.InvalidRequest("Replication to other regions is not supported: each Tumbler region is its own namespace.");
         }
+        await keys.CatchUpAsync(store, request.KmsKeyId, null, ct);
         var keyId = keys.ResolveKeyId(request.KmsKeyId);
         var arn = SecretArn.Create(context.Region, options.AccountId, request.Name!);
         _access.Require(context, Demand.SecretsManager("CreateSecret")
@@ -258,6 +259,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         CheckSecretIdSyntax(request.SecretId!);
         if (request.KmsKeyId is not null)
         {
+            await keys.CatchUpAsync(store, request.KmsKeyId, null, ct);
             keys.ResolveKeyId(request.KmsKeyId);
         }
 
@@ -623,6 +625,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }
         var blob = await store.ReadValueAsync(secret.Key, version.VersionId, ct)
             ?? throw ServiceException.NotFound($"Secrets Manager can't find the specified secret value for VersionId: {version.VersionId}");
+        await keys.CatchUpAsync(store, null, blob, ct);
         var value = keys.Decrypt(blob, secret.Arn, version.VersionId);
 
         var today = new DateTimeOffset(time.GetUtcNow().UtcDateTime.Date, TimeSpan.Zero);

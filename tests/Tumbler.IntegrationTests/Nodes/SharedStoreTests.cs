@@ -230,6 +230,21 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_key_made_on_one_node_is_usable_on_another_at_once_without_waiting_for_its_poll()
+    {
+        await using var cluster = await Cluster.CreateAsync();
+        // Polls far apart: only the on-demand catch-up can make the key known in time.
+        var slow = new Dictionary<string, string> { ["TUMBLER_SHARED_STORE_POLL_SECONDS"] = "600" };
+        var nodes = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => cluster.StartNodeAsync(slow)));
+        var clients = nodes.Select(n => n.ApiClient()).ToArray();
+        var keyId = (await clients[1].CallAsync("TumblerKMS.CreateKey", "kms", JsonSerializer.SerializeToUtf8Bytes(new { Description = "at once" })))
+            .GetProperty("KeyMetadata").GetProperty("KeyId").GetString()!;
+        await clients[2].SecretsManagerAsync("CreateSecret", new { Name = "now/keyed", SecretString = "fresh", KmsKeyId = keyId, ClientRequestToken = Guid.NewGuid().ToString() });
+        var read = await clients[0].SecretsManagerAsync("GetSecretValue", new { SecretId = "now/keyed" });
+        Assert.Equal("fresh", read.GetProperty("SecretString").GetString());
+    }
+
+    [Fact]
     public async Task Secrets_due_at_once_are_each_rotated_exactly_once_across_three_nodes()
     {
         const int Count = 200;
