@@ -10,7 +10,7 @@ namespace Tumbler.Storage.Postgres;
 /// across all nodes, as on SQLite (a secrets manager writes rarely): one writer per node (in process) queues for
 /// one transaction-scoped advisory lock, so queued writers never hold more than one connection per node and reads
 /// keep the rest of the pool. A node that dies mid-transaction loses its session and PostgreSQL rolls back and
-/// releases the lock; one that hangs is cut off by <c>idle_in_transaction_session_timeout</c> and TCP keepalives.
+/// releases the lock; one that hangs mid-transaction is cut off by <c>idle_in_transaction_session_timeout</c>.
 /// </summary>
 public sealed class PostgresSecretStore : SqlSecretStore
 {
@@ -29,7 +29,8 @@ public sealed class PostgresSecretStore : SqlSecretStore
     {
         var builder = new NpgsqlConnectionStringBuilder(ConnectionStringFrom(connectionString)) { SearchPath = Schema };
         // Defaults for a shared store, unless the operator chose: fail fast when the database is down, a small pool per
-        // node (N nodes share the server's max_connections), keepalives and a cap on a transaction left idle by a hung node.
+        // node (N nodes share the server's max_connections), keepalive queries on idle connections (a dead server is noticed)
+        // and a cap on a transaction left idle by a hung node.
         if (builder.Timeout == new NpgsqlConnectionStringBuilder().Timeout)
         {
             builder.Timeout = 5;
