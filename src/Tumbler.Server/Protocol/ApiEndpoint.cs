@@ -232,6 +232,12 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             case BadHttpRequestException unreadable:
                 // Kestrel could not read the body (broken chunked framing, a client too slow): the client's fault, not ours.
                 return new ServiceException(ErrorCodes.Validation, $"The request body could not be read: {unreadable.Message}");
+            case System.Data.Common.DbException store:
+                // The database (the SQLite file, or PostgreSQL) failed or is out of reach: one line per request while it lasts,
+                // not a stack trace; its messages carry no values (Npgsql leaves row details out unless asked).
+                logger.LogError("Request {RequestId} failed in the store: {Reason}", http.TraceIdentifier, store.Message);
+                return new ServiceException(ErrorCodes.InternalServiceError,
+                    $"Tumbler's store is unavailable or failed; try again. Request id: {http.TraceIdentifier}.");
             case AuditUnavailableException audited:
                 logger.LogError("Request {RequestId} refused: {Reason}", http.TraceIdentifier, audited.Message);
                 return AuditUnavailable();

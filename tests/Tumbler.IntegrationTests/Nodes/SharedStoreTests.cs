@@ -245,6 +245,40 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task While_PostgreSQL_is_out_of_reach_requests_fail_fast_in_the_AWS_shape_and_work_again_when_it_is_back()
+    {
+        await using var cluster = await Cluster.CreateAsync();
+        await using var database = new TcpProxy(Postgres.Port);
+        database.Start();
+        var store = cluster.Store.Replace($":{Postgres.Port}/", $":{database.Port}/", StringComparison.Ordinal);
+        var node = await cluster.StartNodeAsync(new Dictionary<string, string> { ["TUMBLER_STORE"] = store });
+        var client = node.ApiClient();
+        await client.SecretsManagerAsync("CreateSecret", new { Name = "outage/app", SecretString = "kept", ClientRequestToken = Guid.NewGuid().ToString() });
+
+        await database.StopAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var error = await Assert.ThrowsAsync<TumblerApiException>(() => client.SecretsManagerAsync("GetSecretValue", new { SecretId = "outage/app" }));
+        Assert.Equal(("InternalServiceError", 500), (error.ErrorCode, error.StatusCode));
+        Assert.Contains("store is unavailable", error.Message, StringComparison.Ordinal);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"the answer took {clock.Elapsed}");
+        Assert.True(node.StandardOutput.Contains("failed in the store", StringComparison.Ordinal), node.StandardOutput);
+        Assert.DoesNotContain("   at Npgsql", node.StandardOutput, StringComparison.Ordinal); // one line, no stack trace
+
+        database.Start();
+        await EventuallyAsync(async () =>
+        {
+            try
+            {
+                return (await client.SecretsManagerAsync("GetSecretValue", new { SecretId = "outage/app" })).GetProperty("SecretString").GetString() == "kept";
+            }
+            catch (TumblerApiException)
+            {
+                return false;
+            }
+        }, "reads work again once PostgreSQL is back");
+    }
+
+    [Fact]
     public async Task Secrets_due_at_once_are_each_rotated_exactly_once_across_three_nodes()
     {
         const int Count = 200;
