@@ -11,7 +11,7 @@ namespace Tumbler.Storage.Sqlite;
 /// </summary>
 public sealed class SqliteSecretStore : SqlSecretStore
 {
-    public const int SchemaVersion = 6;
+    public static int SchemaVersion => Migrations.Length;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
@@ -27,6 +27,141 @@ public sealed class SqliteSecretStore : SqlSecretStore
         }.ToString();
     }
 
+    /// <summary>Schema changes in order: entry N takes a store from version N to N + 1, in one transaction.</summary>
+    private static readonly string[] Migrations =
+    [
+        // 0 -> 1
+        """
+            CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE secrets (
+                id INTEGER PRIMARY KEY,
+                region TEXT NOT NULL,
+                name TEXT NOT NULL,
+                arn TEXT NOT NULL UNIQUE,
+                description TEXT,
+                kms_key_id TEXT,
+                type TEXT,
+                created INTEGER NOT NULL,
+                last_changed INTEGER NOT NULL,
+                last_accessed INTEGER,
+                deletion_date INTEGER,
+                tags TEXT,
+                rotation_enabled INTEGER,
+                rotation_lambda_arn TEXT,
+                rotation_rules TEXT,
+                last_rotated INTEGER,
+                next_rotation_start INTEGER,
+                next_rotation INTEGER,
+                UNIQUE (region, name));
+            CREATE INDEX secrets_due ON secrets (next_rotation_start) WHERE rotation_enabled = 1;
+            CREATE TABLE versions (
+                secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+                version_id TEXT NOT NULL,
+                labels TEXT NOT NULL,
+                created INTEGER NOT NULL,
+                last_accessed INTEGER,
+                key_id TEXT,
+                value BLOB,
+                PRIMARY KEY (secret_id, version_id));
+            CREATE TABLE rotations (
+                secret_id INTEGER PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
+                secret_arn TEXT NOT NULL,
+                region TEXT NOT NULL,
+                token TEXT NOT NULL,
+                rotation_token TEXT NOT NULL,
+                rotate_immediately INTEGER NOT NULL,
+                steps_done INTEGER NOT NULL,
+                attempts INTEGER NOT NULL,
+                started INTEGER NOT NULL,
+                next_attempt INTEGER NOT NULL,
+                last_error TEXT,
+                lease_owner TEXT,
+                lease_expires INTEGER);
+            CREATE INDEX rotations_due ON rotations (next_attempt);
+            CREATE TABLE kms_keys (
+                key_id TEXT PRIMARY KEY,
+                arn TEXT NOT NULL,
+                description TEXT NOT NULL,
+                enabled INTEGER NOT NULL,
+                created INTEGER NOT NULL,
+                wrapped BLOB NOT NULL);
+            CREATE TABLE kms_aliases (alias TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES kms_keys(key_id));
+        """,
+        // 1 -> 2: Access control: resource policies on secrets; users, their access keys (secret half wrapped) and inline policies.
+        """
+            ALTER TABLE secrets ADD COLUMN resource_policy TEXT;
+            CREATE TABLE iam_users (
+                name TEXT PRIMARY KEY,
+                user_id TEXT NOT NULL UNIQUE,
+                arn TEXT NOT NULL,
+                created INTEGER NOT NULL);
+            CREATE TABLE iam_access_keys (
+                access_key_id TEXT PRIMARY KEY,
+                user_name TEXT NOT NULL REFERENCES iam_users(name),
+                wrapped_secret BLOB NOT NULL,
+                active INTEGER NOT NULL,
+                created INTEGER NOT NULL);
+            CREATE INDEX iam_access_keys_user ON iam_access_keys (user_name);
+            CREATE TABLE iam_user_policies (
+                user_name TEXT NOT NULL REFERENCES iam_users(name),
+                policy_name TEXT NOT NULL,
+                document TEXT NOT NULL,
+                PRIMARY KEY (user_name, policy_name));
+        """,
+        // 2 -> 3: External rotation functions (secret parts sealed) and the session credentials issued to them.
+        """
+            CREATE TABLE functions (
+                name TEXT PRIMARY KEY,
+                kind TEXT NOT NULL,
+                command TEXT,
+                python_handler TEXT,
+                working_dir TEXT,
+                url TEXT,
+                timeout_seconds INTEGER NOT NULL,
+                max_concurrency INTEGER NOT NULL,
+                env_names TEXT NOT NULL,
+                sealed_config BLOB,
+                created INTEGER NOT NULL,
+                last_modified INTEGER NOT NULL);
+            CREATE TABLE session_credentials (
+                access_key_id TEXT PRIMARY KEY,
+                wrapped_secret BLOB NOT NULL,
+                token_sha256 TEXT NOT NULL,
+                secret_arn TEXT NOT NULL,
+                function_name TEXT NOT NULL,
+                version_id TEXT NOT NULL,
+                expires INTEGER NOT NULL,
+                created INTEGER NOT NULL);
+            CREATE INDEX session_credentials_expires ON session_credentials (expires);
+        """,
+        // 3 -> 4: KMS-like key administration: scheduled deletion; wrapped_next holds a key's material wrapped under
+        // the next root key while a root key rotation is under way (see RootKeyRotation).
+        """
+            ALTER TABLE kms_keys ADD COLUMN deletion_date INTEGER;
+            ALTER TABLE kms_keys ADD COLUMN wrapped_next BLOB;
+            CREATE INDEX versions_key ON versions (key_id);
+        """,
+        // 4 -> 5: Key material rotation: a key's materials are versions in their own table; a key's existing material
+        // becomes its version 1, bytes unchanged, so every value already stored stays readable with no rewrite.
+        """
+            CREATE TABLE kms_key_materials (
+                key_id TEXT NOT NULL REFERENCES kms_keys(key_id),
+                version INTEGER NOT NULL,
+                created INTEGER NOT NULL,
+                wrapped BLOB NOT NULL,
+                wrapped_next BLOB,
+                PRIMARY KEY (key_id, version));
+            INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next)
+                SELECT key_id, 1, created, wrapped, wrapped_next FROM kms_keys;
+            ALTER TABLE kms_keys DROP COLUMN wrapped;
+            ALTER TABLE kms_keys DROP COLUMN wrapped_next;
+        """,
+        // 5 -> 6: ListSecrets pages in SQL; its default order (created-date) walks this index instead of sorting every secret.
+        """
+            CREATE INDEX IF NOT EXISTS secrets_created ON secrets (region, created);
+        """,
+    ];
+
     public override async Task InitializeAsync(CancellationToken ct)
     {
         await using var connection = await OpenAsync(ct);
@@ -37,174 +172,10 @@ public sealed class SqliteSecretStore : SqlSecretStore
                 $"The database schema is version {version}, newer than this Tumbler understands ({SchemaVersion}). Upgrade Tumbler.");
         }
         await Execute(connection, null, "PRAGMA journal_mode=WAL", ct);
-        if (version == 0)
+        for (; version < Migrations.Length; version++)
         {
             await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-                CREATE TABLE secrets (
-                    id INTEGER PRIMARY KEY,
-                    region TEXT NOT NULL,
-                    name TEXT NOT NULL,
-                    arn TEXT NOT NULL UNIQUE,
-                    description TEXT,
-                    kms_key_id TEXT,
-                    type TEXT,
-                    created INTEGER NOT NULL,
-                    last_changed INTEGER NOT NULL,
-                    last_accessed INTEGER,
-                    deletion_date INTEGER,
-                    tags TEXT,
-                    rotation_enabled INTEGER,
-                    rotation_lambda_arn TEXT,
-                    rotation_rules TEXT,
-                    last_rotated INTEGER,
-                    next_rotation_start INTEGER,
-                    next_rotation INTEGER,
-                    UNIQUE (region, name));
-                CREATE INDEX secrets_due ON secrets (next_rotation_start) WHERE rotation_enabled = 1;
-                CREATE TABLE versions (
-                    secret_id INTEGER NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
-                    version_id TEXT NOT NULL,
-                    labels TEXT NOT NULL,
-                    created INTEGER NOT NULL,
-                    last_accessed INTEGER,
-                    key_id TEXT,
-                    value BLOB,
-                    PRIMARY KEY (secret_id, version_id));
-                CREATE TABLE rotations (
-                    secret_id INTEGER PRIMARY KEY REFERENCES secrets(id) ON DELETE CASCADE,
-                    secret_arn TEXT NOT NULL,
-                    region TEXT NOT NULL,
-                    token TEXT NOT NULL,
-                    rotation_token TEXT NOT NULL,
-                    rotate_immediately INTEGER NOT NULL,
-                    steps_done INTEGER NOT NULL,
-                    attempts INTEGER NOT NULL,
-                    started INTEGER NOT NULL,
-                    next_attempt INTEGER NOT NULL,
-                    last_error TEXT,
-                    lease_owner TEXT,
-                    lease_expires INTEGER);
-                CREATE INDEX rotations_due ON rotations (next_attempt);
-                CREATE TABLE kms_keys (
-                    key_id TEXT PRIMARY KEY,
-                    arn TEXT NOT NULL,
-                    description TEXT NOT NULL,
-                    enabled INTEGER NOT NULL,
-                    created INTEGER NOT NULL,
-                    wrapped BLOB NOT NULL);
-                CREATE TABLE kms_aliases (alias TEXT PRIMARY KEY, key_id TEXT NOT NULL REFERENCES kms_keys(key_id));
-                PRAGMA user_version = 1;
-                """, ct);
-            await transaction.CommitAsync(ct);
-            version = 1;
-        }
-        if (version == 1)
-        {
-            // Access control: resource policies on secrets; users, their access keys (secret half wrapped) and inline policies.
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                ALTER TABLE secrets ADD COLUMN resource_policy TEXT;
-                CREATE TABLE iam_users (
-                    name TEXT PRIMARY KEY,
-                    user_id TEXT NOT NULL UNIQUE,
-                    arn TEXT NOT NULL,
-                    created INTEGER NOT NULL);
-                CREATE TABLE iam_access_keys (
-                    access_key_id TEXT PRIMARY KEY,
-                    user_name TEXT NOT NULL REFERENCES iam_users(name),
-                    wrapped_secret BLOB NOT NULL,
-                    active INTEGER NOT NULL,
-                    created INTEGER NOT NULL);
-                CREATE INDEX iam_access_keys_user ON iam_access_keys (user_name);
-                CREATE TABLE iam_user_policies (
-                    user_name TEXT NOT NULL REFERENCES iam_users(name),
-                    policy_name TEXT NOT NULL,
-                    document TEXT NOT NULL,
-                    PRIMARY KEY (user_name, policy_name));
-                PRAGMA user_version = 2;
-                """, ct);
-            await transaction.CommitAsync(ct);
-            version = 2;
-        }
-        if (version == 2)
-        {
-            // External rotation functions (secret parts sealed) and the session credentials issued to them.
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                CREATE TABLE functions (
-                    name TEXT PRIMARY KEY,
-                    kind TEXT NOT NULL,
-                    command TEXT,
-                    python_handler TEXT,
-                    working_dir TEXT,
-                    url TEXT,
-                    timeout_seconds INTEGER NOT NULL,
-                    max_concurrency INTEGER NOT NULL,
-                    env_names TEXT NOT NULL,
-                    sealed_config BLOB,
-                    created INTEGER NOT NULL,
-                    last_modified INTEGER NOT NULL);
-                CREATE TABLE session_credentials (
-                    access_key_id TEXT PRIMARY KEY,
-                    wrapped_secret BLOB NOT NULL,
-                    token_sha256 TEXT NOT NULL,
-                    secret_arn TEXT NOT NULL,
-                    function_name TEXT NOT NULL,
-                    version_id TEXT NOT NULL,
-                    expires INTEGER NOT NULL,
-                    created INTEGER NOT NULL);
-                CREATE INDEX session_credentials_expires ON session_credentials (expires);
-                PRAGMA user_version = 3;
-                """, ct);
-            await transaction.CommitAsync(ct);
-            version = 3;
-        }
-        if (version == 3)
-        {
-            // KMS-like key administration: scheduled deletion; wrapped_next holds a key's material wrapped under
-            // the next root key while a root key rotation is under way (see RootKeyRotation).
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                ALTER TABLE kms_keys ADD COLUMN deletion_date INTEGER;
-                ALTER TABLE kms_keys ADD COLUMN wrapped_next BLOB;
-                CREATE INDEX versions_key ON versions (key_id);
-                PRAGMA user_version = 4;
-                """, ct);
-            await transaction.CommitAsync(ct);
-            version = 4;
-        }
-        if (version == 4)
-        {
-            // Key material rotation: a key's materials are versions in their own table; a key's existing material
-            // becomes its version 1, bytes unchanged, so every value already stored stays readable with no rewrite.
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                CREATE TABLE kms_key_materials (
-                    key_id TEXT NOT NULL REFERENCES kms_keys(key_id),
-                    version INTEGER NOT NULL,
-                    created INTEGER NOT NULL,
-                    wrapped BLOB NOT NULL,
-                    wrapped_next BLOB,
-                    PRIMARY KEY (key_id, version));
-                INSERT INTO kms_key_materials (key_id, version, created, wrapped, wrapped_next)
-                    SELECT key_id, 1, created, wrapped, wrapped_next FROM kms_keys;
-                ALTER TABLE kms_keys DROP COLUMN wrapped;
-                ALTER TABLE kms_keys DROP COLUMN wrapped_next;
-                PRAGMA user_version = 5;
-                """, ct);
-            await transaction.CommitAsync(ct);
-            version = 5;
-        }
-        if (version == 5)
-        {
-            // ListSecrets pages in SQL; its default order (created-date) walks this index instead of sorting every secret.
-            await using var transaction = await connection.BeginTransactionAsync(ct);
-            await Execute(connection, transaction, """
-                CREATE INDEX IF NOT EXISTS secrets_created ON secrets (region, created);
-                PRAGMA user_version = 6;
-                """, ct);
+            await Execute(connection, transaction, $"{Migrations[version]}\nPRAGMA user_version = {version + 1};", ct);
             await transaction.CommitAsync(ct);
         }
     }
