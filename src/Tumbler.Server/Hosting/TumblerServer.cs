@@ -120,7 +120,15 @@ public sealed class TumblerServer : IAsyncDisposable
     private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing,
         AccessKeyCredential root, IAuditLog audit)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "Tumbler", Args = [] });
+        // Tumbler reads no appsettings.json: its settings come from ServeSettings. The content root is the install directory
+        // and nothing watches files: by default ASP.NET Core watches the working directory recursively for appsettings
+        // changes, and a server started in (or above) its data directory paid an inotify event for every audit write.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "Tumbler",
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.ConfigureTransport(transport);
         builder.Logging.ClearProviders();
         // Scopes carry ASP.NET Core's request scope (RequestId = HttpContext.TraceIdentifier, the x-amzn-RequestId header and the
