@@ -9,8 +9,9 @@ namespace Tumbler.Server.Audit;
 /// <summary>
 /// The hash-chained audit log in DATA_DIR/audit/ (format: <see cref="AuditFormat"/>; directory 0700, files 0600).
 /// <para>
-/// Appends are serialized by one lock. Each append writes its whole line with one positioned write, so
-/// a record handed to the OS survives the process being killed (kill -9); then it rewrites the head in
+/// Appends are written in batches by one writer at a time: the records queued while the previous batch was being
+/// written go out together, as whole lines in one positioned write, so a record handed to the OS survives the
+/// process being killed (kill -9), and an append returns only once its record is there; then the head is rewritten in
 /// place (85 bytes at offset 0; the head file is created empty when the log is). Both files are fsynced on a timer (every second by default) and at
 /// dispose, so a power cut can lose at most about that last second.
 /// </para>
@@ -43,6 +44,11 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
     private readonly SafeFileHandle _log;
     private readonly SafeFileHandle _head;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Lock _queueLock = new();
+    private List<PendingAppend> _queue = [];
+    private List<PendingAppend> _spare = [];
+    private bool _draining;
+    private readonly ArrayBufferWriter<byte> _lines = new(4096);
     private readonly ArrayBufferWriter<byte> _json = new(1024);
     private readonly Utf8JsonWriter _writer;
     private readonly byte[] _prevHex = new byte[AuditFormat.HashHexLength];
@@ -263,21 +269,80 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
         return line;
     }
 
-    public async ValueTask AppendAsync(AuditRecord record, CancellationToken ct)
+    public ValueTask AppendAsync(AuditRecord record, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(record);
-        await _gate.WaitAsync(ct).ConfigureAwait(false);
+        var pending = new PendingAppend(record);
+        bool lead;
+        lock (_queueLock)
+        {
+            _queue.Add(pending);
+            lead = !_draining;
+            _draining = true;
+        }
+        if (lead)
+        {
+            // The first appender writes its own batch inline; if more queued meanwhile, the thread pool writes them,
+            // so no caller's answer waits for other callers' records.
+            if (WriteQueuedBatch())
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(static log => log.DrainQueue(), this, preferLocal: false);
+            }
+        }
+        return new ValueTask(pending.Done.Task);
+    }
+
+    private void DrainQueue()
+    {
+        while (WriteQueuedBatch())
+        {
+        }
+    }
+
+    /// <summary>Writes every queued record as one batch; true when more were queued meanwhile (the caller stays the writer).</summary>
+    private bool WriteQueuedBatch()
+    {
+        List<PendingAppend> batch;
+        lock (_queueLock)
+        {
+            batch = _queue;
+            _queue = _spare;
+        }
+        _gate.Wait();
         try
         {
-            Append(record);
+            AppendBatch(batch);
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetResult();
+            }
+        }
+        catch (Exception e)
+        {
+            foreach (var pending in batch)
+            {
+                pending.Done.TrySetException(e);
+            }
         }
         finally
         {
             _gate.Release();
         }
+        batch.Clear();
+        lock (_queueLock)
+        {
+            _spare = batch;
+            _draining = _queue.Count > 0;
+            return _draining;
+        }
     }
 
-    private void Append(AuditRecord record)
+    /// <summary>
+    /// Appends the records as consecutive lines with one positioned write and one head update (group commit):
+    /// under concurrent requests that is one write for many records, not two per record. The chain moves on only
+    /// when the whole batch is in the log; any failure fails every record of the batch, so each caller fails closed.
+    /// </summary>
+    private void AppendBatch(List<PendingAppend> batch)
     {
         if (_disposed)
         {
@@ -306,15 +371,22 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             throw new AuditUnavailableException($"Cannot write the audit log in {Directory}: {e.Message}", e);
         }
 
-        _json.ResetWrittenCount();
-        _writer.Reset();
-        AuditFormat.WriteCanonical(_writer, _seq + 1, _prevHex, record);
-        Span<byte> hashHex = stackalloc byte[AuditFormat.HashHexLength];
-        var lineLength = AuditFormat.CompleteLine(_json.WrittenSpan, ref _line, hashHex);
+        _lines.ResetWrittenCount();
+        Span<byte> prevHex = stackalloc byte[AuditFormat.HashHexLength];
+        _prevHex.CopyTo(prevHex);
+        var seq = _seq;
+        foreach (var pending in batch)
+        {
+            _json.ResetWrittenCount();
+            _writer.Reset();
+            AuditFormat.WriteCanonical(_writer, ++seq, prevHex, pending.Record);
+            var lineLength = AuditFormat.CompleteLine(_json.WrittenSpan, ref _line, prevHex);
+            _lines.Write(_line.AsSpan(0, lineLength));
+        }
 
         try
         {
-            RandomAccess.Write(_log, _line.AsSpan(0, lineLength), _length);
+            RandomAccess.Write(_log, _lines.WrittenSpan, _length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -322,10 +394,10 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             _lineMayBeTorn = true;
             throw new AuditUnavailableException($"Cannot write the audit log in {Directory}: {e.Message}", e);
         }
-        // The record is in the log: the chain moves on whatever happens to the head.
-        _length += lineLength;
-        Volatile.Write(ref _seq, _seq + 1);
-        hashHex.CopyTo(_prevHex);
+        // The records are in the log: the chain moves on whatever happens to the head.
+        _length += _lines.WrittenCount;
+        Volatile.Write(ref _seq, seq);
+        prevHex.CopyTo(_prevHex);
         Volatile.Write(ref _unflushed, 1);
         try
         {
@@ -349,6 +421,14 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             throw new AuditUnavailableException(_stopped);
         }
         _healthy = true;
+    }
+
+    private sealed class PendingAppend(AuditRecord record)
+    {
+        public AuditRecord Record { get; } = record;
+
+        /// <summary>Completed when the record's batch is in the log; continuations run on the thread pool, not on the writer.</summary>
+        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
     private void WriteHead()
