@@ -35,6 +35,17 @@ public sealed class SecretEntity
     public string? ResourcePolicy { get; set; }
 
     public bool IsScheduledForDeletion => DeletionDate is not null;
+
+    /// <summary>A deep copy: what a caller changes in it does not reach the original (the store's read cache hands out copies).</summary>
+    public SecretEntity Copy() => new()
+    {
+        Key = Key, Region = Region, Name = Name, Arn = Arn, Description = Description, KmsKeyId = KmsKeyId, Type = Type,
+        CreatedDate = CreatedDate, LastChangedDate = LastChangedDate, LastAccessedDate = LastAccessedDate, DeletionDate = DeletionDate,
+        Tags = Tags is null ? null : [.. Tags], Versions = Versions.ConvertAll(v => v.Copy()),
+        RotationEnabled = RotationEnabled, RotationLambdaArn = RotationLambdaArn, RotationRulesJson = RotationRulesJson,
+        LastRotatedDate = LastRotatedDate, NextRotationStart = NextRotationStart, NextRotationDate = NextRotationDate,
+        ResourcePolicy = ResourcePolicy,
+    };
 }
 
 public sealed record SecretTag(string Key, string Value);
@@ -52,6 +63,11 @@ public sealed class VersionEntity
     public bool HasValue { get; set; }
 
     public bool IsDeprecated => Labels.Count == 0;
+
+    public VersionEntity Copy() => new()
+    {
+        VersionId = VersionId, Labels = [.. Labels], CreatedDate = CreatedDate, LastAccessedDate = LastAccessedDate, KeyId = KeyId, HasValue = HasValue,
+    };
 }
 
 /// <summary>A KMS-like key: its material is stored wrapped by the root key.</summary>

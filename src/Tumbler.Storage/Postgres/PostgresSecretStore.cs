@@ -25,7 +25,8 @@ public sealed class PostgresSecretStore : SqlSecretStore
     private readonly NpgsqlDataSource _dataSource;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
-    public PostgresSecretStore(string connectionString)
+    // Not cached: other nodes write the same tables.
+    public PostgresSecretStore(string connectionString) : base(cachesReads: false)
     {
         var builder = new NpgsqlConnectionStringBuilder(ConnectionStringFrom(connectionString)) { SearchPath = Schema };
         // Defaults for a shared store, unless the operator chose: fail fast when the database is down, a small pool per

@@ -11,6 +11,14 @@ namespace Tumbler.Storage.Sql;
 /// </summary>
 public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFunctionStore
 {
+    private readonly SecretReadCache? _cache;
+
+    /// <param name="cachesReads">True only when no other process writes the store (see <see cref="SecretReadCache"/>).</param>
+    protected SqlSecretStore(bool cachesReads)
+    {
+        _cache = cachesReads ? new SecretReadCache() : null;
+    }
+
     public abstract Task InitializeAsync(CancellationToken ct);
 
     /// <summary>Opens a connection for reads (or for a write the caller wraps in <see cref="BeginWriteAsync"/>).</summary>
@@ -99,16 +107,36 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     public async Task<SecretEntity?> FindSecretAsync(string region, SecretLookup lookup, CancellationToken ct)
     {
+        if (_cache?.FindSecret(region, lookup) is { } cached)
+        {
+            return cached;
+        }
+        var epoch = _cache?.Epoch ?? 0;
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
-        return await FindSecretAsync(connection, null, region, lookup, ct);
+        var secret = await FindSecretAsync(connection, null, region, lookup, ct);
+        if (secret is not null)
+        {
+            _cache?.PutSecret(epoch, region, lookup, secret);
+        }
+        return secret;
     }
 
     public async Task<byte[]?> ReadValueAsync(long secretKey, string versionId, CancellationToken ct)
     {
+        if (_cache?.FindValue(secretKey, versionId) is { } cached)
+        {
+            return cached;
+        }
+        var epoch = _cache?.Epoch ?? 0;
         using var timer = StoreMetrics.Time();
         await using var connection = await OpenAsync(ct);
-        return await ReadValueAsync(connection, null, secretKey, versionId, ct);
+        var blob = await ReadValueAsync(connection, null, secretKey, versionId, ct);
+        if (blob is not null)
+        {
+            _cache?.PutValue(epoch, secretKey, versionId, blob);
+        }
+        return blob;
     }
 
     public async Task<IReadOnlyList<SecretEntity>> ListSecretsAsync(string region, bool includeScheduledForDeletion, CancellationToken ct)
@@ -425,10 +453,18 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
     {
         using var timer = StoreMetrics.Time(StoreMetrics.WriteTransaction);
-        await using var scope = await BeginWriteAsync(ct);
-        var result = await work(new Writer(scope.Connection, scope.Transaction));
-        await scope.Transaction.CommitAsync(ct);
-        return result;
+        try
+        {
+            await using var scope = await BeginWriteAsync(ct);
+            var result = await work(new Writer(scope.Connection, scope.Transaction));
+            await scope.Transaction.CommitAsync(ct);
+            return result;
+        }
+        finally
+        {
+            // After the transaction ends and before the writer's caller goes on: no read begun earlier is served from the cache again.
+            _cache?.Invalidate();
+        }
     }
 
     /// <summary>A write that changes configuration other nodes cache (see <see cref="GetConfigurationGenerationAsync"/>).</summary>

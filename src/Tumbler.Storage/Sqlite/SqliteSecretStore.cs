@@ -15,7 +15,8 @@ public sealed class SqliteSecretStore : SqlSecretStore
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
 
-    public SqliteSecretStore(string databasePath)
+    // Reads are cached: a data directory is served by one server, and other tools change only keys and settings in it.
+    public SqliteSecretStore(string databasePath) : base(cachesReads: true)
     {
         _connectionString = new SqliteConnectionStringBuilder
         {
