@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Collections.Frozen;
 using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Http;
@@ -215,7 +216,10 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             {
                 ArrayPool<byte>.Shared.Return(rented, clearArray: true);
             }
-            logger.LogDebug("{Operation} answered {StatusCode} in {ElapsedMs:F1} ms", facts.Operation, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            if (logger.IsEnabled(LogLevel.Debug))
+            {
+                logger.LogDebug("{Operation} answered {StatusCode} in {ElapsedMs:F1} ms", facts.Operation, http.Response.StatusCode, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            }
         }
     }
 
@@ -432,14 +436,23 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             return () => WriteAsync(http, response, responseType);
         };
 
-    private static async Task WriteAsync<TResponse>(HttpContext http, TResponse response, JsonTypeInfo<TResponse> responseType)
+    private static Task WriteAsync<TResponse>(HttpContext http, TResponse response, JsonTypeInfo<TResponse> responseType)
     {
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = ContentType;
-        using (var writer = new Utf8JsonWriter(http.Response.BodyWriter))
-        {
-            JsonSerializer.Serialize(writer, response, responseType);
-        }
-        await http.Response.BodyWriter.FlushAsync(http.RequestAborted);
+        var body = JsonSerializer.SerializeToUtf8Bytes(response, responseType);
+        WriteBody(http.Response, body);
+        CryptographicOperations.ZeroMemory(body); // it may hold a secret value
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Sends a whole body with its Content-Length: Kestrel writes it when the request ends, headers and body in one send,
+    /// rather than a chunked body and a second send for its last chunk.
+    /// </summary>
+    internal static void WriteBody(HttpResponse response, ReadOnlySpan<byte> body)
+    {
+        response.ContentLength = body.Length;
+        response.BodyWriter.Write(body);
     }
 }

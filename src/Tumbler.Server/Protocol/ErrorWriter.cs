@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Tumbler.Core.Secrets;
@@ -10,25 +11,27 @@ namespace Tumbler.Server.Protocol;
 /// </summary>
 public static class ErrorWriter
 {
-    public static async Task WriteAsync(HttpContext context, ServiceException error)
+    public static Task WriteAsync(HttpContext context, ServiceException error)
     {
         var status = error.ErrorCode == ErrorCodes.InternalServiceError ? StatusCodes.Status500InternalServerError : StatusCodes.Status400BadRequest;
-        await WriteAsync(context, status, error.ErrorCode, error.Message, error.IsFrameworkError);
+        return WriteAsync(context, status, error.ErrorCode, error.Message, error.IsFrameworkError);
     }
 
-    public static async Task WriteAsync(HttpContext context, int status, string code, string message, bool lowerCaseMessage)
+    public static Task WriteAsync(HttpContext context, int status, string code, string message, bool lowerCaseMessage)
     {
         var response = context.Response;
         response.StatusCode = status;
         response.ContentType = ApiEndpoint.ContentType;
         response.Headers["x-amzn-ErrorType"] = code;
-        using (var writer = new Utf8JsonWriter(response.BodyWriter))
+        var body = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(body))
         {
             writer.WriteStartObject();
             writer.WriteString("__type", code);
             writer.WriteString(lowerCaseMessage ? "message" : "Message", message);
             writer.WriteEndObject();
         }
-        await response.BodyWriter.FlushAsync(context.RequestAborted);
+        ApiEndpoint.WriteBody(response, body.WrittenSpan);
+        return Task.CompletedTask;
     }
 }
