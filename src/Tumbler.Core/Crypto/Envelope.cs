@@ -11,8 +11,8 @@ namespace Tumbler.Core.Crypto;
 public static class Envelope
 {
     public const int KeySize = 32;
-    private const int NonceSize = 12;
-    private const int TagSize = 16;
+    public const int NonceSize = 12;
+    public const int TagSize = 16;
     public const int Overhead = NonceSize + TagSize;
 
     /// <summary>nonce | tag | ciphertext</summary>

@@ -11,7 +11,7 @@ namespace Tumbler.Core.Crypto;
 
 /// <summary>
 /// The KMS-like keys, unwrapped once with the root key and kept in memory so that a read costs one
-/// data-key unwrap and one decryption. Each secret version gets its own data key.
+/// data-key unwrap (none when the version was read before) and one decryption. Each secret version gets its own data key.
 /// </summary>
 public sealed class KeyRing
 {
@@ -29,6 +29,15 @@ public sealed class KeyRing
     private static readonly byte[] RootKeyCheckPlaintext = "tumbler-root-key-check"u8.ToArray();
 
     private readonly ConcurrentDictionary<string, KmsKey> _keys = new(StringComparer.Ordinal);
+    /// <summary>
+    /// Data keys unwrapped before, so a read of a version read before costs one decryption, not two. Named by everything
+    /// the unwrap was bound to, and the wrapped key's GCM tag. Holding them adds no exposure: the key materials that
+    /// unwrap them are in memory anyway. Bounded: past <see cref="MaxCachedDataKeys"/> it starts over.
+    /// </summary>
+    private readonly ConcurrentDictionary<DataKeyName, byte[]> _dataKeys = new();
+    private const int MaxCachedDataKeys = 10_000;
+
+    private readonly record struct DataKeyName(string KeyId, int MaterialVersion, string Arn, string VersionId, UInt128 WrapTag);
     private readonly ConcurrentDictionary<string, string> _aliases = new(StringComparer.Ordinal);
     private readonly string _arnPrefix;
     private readonly RootKeys _rootKeys;
@@ -405,22 +414,26 @@ public sealed class KeyRing
             var material = key.Material(version) ?? throw new ServiceException(ErrorCodes.DecryptionFailure,
                 $"Version {version} of the material of KMS key {key.Entity.Arn} that encrypts this secret is not available on this server.");
             var valueStart = wrappedStart + Envelope.Overhead + Envelope.KeySize;
-            var dataKey = Envelope.Open(material, blob.AsSpan(wrappedStart, valueStart - wrappedStart), DataKeyAssociatedData(keyId, arn, versionId));
+            var wrapped = blob.AsSpan(wrappedStart, valueStart - wrappedStart);
+            // Checked above on every read, not cached: the key is enabled and has this material.
+            var name = new DataKeyName(keyId, version, arn, versionId, BinaryPrimitives.ReadUInt128LittleEndian(wrapped.Slice(Envelope.NonceSize, Envelope.TagSize)));
+            if (!_dataKeys.TryGetValue(name, out var dataKey))
+            {
+                dataKey = Envelope.Open(material, wrapped, DataKeyAssociatedData(keyId, arn, versionId));
+                if (_dataKeys.Count >= MaxCachedDataKeys)
+                {
+                    _dataKeys.Clear();
+                }
+                _dataKeys[name] = dataKey;
+            }
+            var plaintext = Envelope.Open(dataKey, blob.AsSpan(valueStart), ValueAssociatedData(arn, versionId));
             try
             {
-                var plaintext = Envelope.Open(dataKey, blob.AsSpan(valueStart), ValueAssociatedData(arn, versionId));
-                try
-                {
-                    return SecretPlaintext.FromBytes(plaintext);
-                }
-                finally
-                {
-                    CryptographicOperations.ZeroMemory(plaintext);
-                }
+                return SecretPlaintext.FromBytes(plaintext);
             }
             finally
             {
-                CryptographicOperations.ZeroMemory(dataKey);
+                CryptographicOperations.ZeroMemory(plaintext);
             }
         }
         catch (Exception e) when (e is CryptographicException or ArgumentException)

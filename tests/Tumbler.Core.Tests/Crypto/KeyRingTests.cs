@@ -54,6 +54,31 @@ public sealed class KeyRingTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_value_read_before_is_still_refused_when_its_key_is_disabled_or_its_blob_is_altered_or_moved()
+    {
+        // The second read of a version uses the data key unwrapped by the first: none of the checks may be skipped with it.
+        var ring = await KeyRing.OpenAsync(_store, RandomNumberGenerator.GetBytes(32), "us-east-1", "123456789012", TimeProvider.System, default);
+        var key = await ring.CreateKeyAsync(_store, "app key", [], TimeProvider.System, default);
+        var blob = ring.Encrypt(key.KeyId, new SecretPlaintext("hello", null), "arn:x", "v1");
+        Assert.Equal("hello", ring.Decrypt(blob, "arn:x", "v1").Text);
+        Assert.Equal("hello", ring.Decrypt(blob, "arn:x", "v1").Text);
+
+        ring.SetState(key.KeyId, enabled: false, deletionDate: null);
+        Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => ring.Decrypt(blob, "arn:x", "v1")).ErrorCode);
+        ring.SetState(key.KeyId, enabled: true, deletionDate: null);
+        Assert.Equal("hello", ring.Decrypt(blob, "arn:x", "v1").Text);
+
+        var altered = blob.ToArray();
+        altered[^1] ^= 1;
+        Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => ring.Decrypt(altered, "arn:x", "v1")).ErrorCode);
+        Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => ring.Decrypt(blob, "arn:x", "v2")).ErrorCode);
+        Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => ring.Decrypt(blob, "arn:y", "v1")).ErrorCode);
+
+        ring.Remove(key.KeyId);
+        Assert.Equal("DecryptionFailure", Assert.Throws<ServiceException>(() => ring.Decrypt(blob, "arn:x", "v1")).ErrorCode);
+    }
+
+    [Fact]
     public async Task Keys_past_their_deletion_date_are_purged_with_their_aliases_and_others_stay()
     {
         var rootKey = RandomNumberGenerator.GetBytes(32);
