@@ -130,6 +130,23 @@ public sealed class SqliteReadCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_rotation_saved_after_a_read_found_none_is_seen_and_its_end_too()
+    {
+        var inserted = await InsertAsync("rotating");
+        Assert.Null(await _store.FindRotationAsync(inserted.Key, default));
+        Assert.Null(await _store.FindRotationAsync(inserted.Key, default));
+        var job = new RotationJob
+        {
+            SecretKey = inserted.Key, SecretArn = inserted.Arn, Region = "us-east-1", Token = "t", RotationToken = "r",
+            RotateImmediately = true, StartedDate = T0, NextAttemptDate = T0,
+        };
+        await _store.WriteAsync(async writer => { await writer.SaveRotationAsync(job); return true; }, default);
+        Assert.Equal("t", (await _store.FindRotationAsync(inserted.Key, default))?.Token);
+        await _store.WriteAsync(async writer => { await writer.DeleteRotationAsync(inserted.Key); return true; }, default);
+        Assert.Null(await _store.FindRotationAsync(inserted.Key, default));
+    }
+
+    [Fact]
     public void Copy_copies_every_property_of_a_secret_and_its_versions()
     {
         // A property added later and forgotten in Copy would make cached reads lose it: every one is set here to a

@@ -4,8 +4,8 @@ using Tumbler.Core.Storage;
 namespace Tumbler.Storage.Sql;
 
 /// <summary>
-/// The secrets (row and versions) and encrypted value blobs that reads outside a write transaction found, so a
-/// GetSecretValue or DescribeSecret of a secret read before costs no statement. Only for a store this process alone
+/// The secrets (row and versions), encrypted value blobs and absent rotations that reads outside a write transaction
+/// found, so a GetSecretValue or DescribeSecret of a secret read before costs no statement. Only for a store this process alone
 /// writes (the embedded SQLite one): it cannot see other processes' writes.
 /// <para>
 /// Invalidation is by epoch: every write transaction ends by moving the epoch on, and an entry serves only the epoch
@@ -21,6 +21,7 @@ internal sealed class SecretReadCache
 
     private readonly ConcurrentDictionary<(string Region, string Key, bool ByArn), Entry<SecretEntity>> _secrets = new();
     private readonly ConcurrentDictionary<(long SecretKey, string VersionId), Entry<byte[]>> _values = new();
+    private readonly ConcurrentDictionary<long, long> _withoutRotation = new();
     private long _epoch;
     private long _bytes;
 
@@ -50,6 +51,15 @@ internal sealed class SecretReadCache
         _values[(secretKey, versionId)] = new Entry<byte[]>(epoch, blob.ToArray());
     }
 
+    /// <summary>True when a read in this epoch found no rotation in progress for the secret (the usual answer to DescribeSecret's question).</summary>
+    public bool KnownToHaveNoRotation(long secretKey) => _withoutRotation.TryGetValue(secretKey, out var epoch) && epoch == Epoch;
+
+    public void PutNoRotation(long epoch, long secretKey)
+    {
+        Charge(EntryOverheadBytes);
+        _withoutRotation[secretKey] = epoch;
+    }
+
     private static (string, string, bool) SecretKey(string region, SecretLookup lookup) =>
         lookup.Arn is not null ? (region, lookup.Arn, true) : (region, lookup.Name!, false);
 
@@ -60,6 +70,7 @@ internal sealed class SecretReadCache
         {
             _secrets.Clear();
             _values.Clear();
+            _withoutRotation.Clear();
             Interlocked.Exchange(ref _bytes, 0);
         }
     }

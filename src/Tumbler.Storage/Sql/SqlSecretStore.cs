@@ -489,8 +489,18 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     public async Task<RotationJob?> FindRotationAsync(long secretKey, CancellationToken ct)
     {
+        if (_cache?.KnownToHaveNoRotation(secretKey) == true)
+        {
+            return null;
+        }
+        var epoch = _cache?.Epoch ?? 0;
         await using var connection = await OpenAsync(ct);
-        return await FindRotationAsync(connection, null, secretKey, ct);
+        var job = await FindRotationAsync(connection, null, secretKey, ct);
+        if (job is null)
+        {
+            _cache?.PutNoRotation(epoch, secretKey);
+        }
+        return job;
     }
 
     public async Task<IReadOnlyList<RotationStatus>> ListRotationStatusAsync(CancellationToken ct)
