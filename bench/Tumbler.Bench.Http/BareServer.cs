@@ -22,7 +22,14 @@ internal static class BareServer
             path => Path.GetFileNameWithoutExtension(path),
             path => (Body: File.ReadAllBytes(path), ContentType: File.ReadAllText(Path.ChangeExtension(path, ContentTypeSuffix))),
             StringComparer.Ordinal);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "bare", Args = [] });
+        // As tumbler serve does: no file watching (the default watches the working directory, here the temporary directory
+        // that holds tumbler's data directory, and would wake on every one of tumbler's writes).
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "bare",
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, port));
         var app = builder.Build();
