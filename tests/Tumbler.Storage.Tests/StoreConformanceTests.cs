@@ -139,6 +139,54 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Writes_queued_together_commit_together_and_one_that_fails_is_rolled_back_alone()
+    {
+        // The first write holds the transaction until the others have queued behind it, so they form one batch.
+        var release = new TaskCompletionSource();
+        var first = Store.WriteAsync(async writer =>
+        {
+            await writer.InsertSecretAsync(NewSecret("first"));
+            await release.Task;
+            return true;
+        }, default);
+        var batch = Enumerable.Range(0, 12).Select(i => Store.WriteAsync(async writer =>
+        {
+            await writer.InsertSecretAsync(NewSecret($"batch-{i}"));
+            if (i % 3 == 1)
+            {
+                throw new InvalidOperationException($"work {i} fails after its insert");
+            }
+            if (i % 3 == 2)
+            {
+                await writer.InsertSecretAsync(NewSecret("first")); // a duplicate name: the database refuses it
+            }
+            return i;
+        }, default)).ToList();
+        release.SetResult();
+        Assert.True(await first);
+
+        for (var i = 0; i < batch.Count; i++)
+        {
+            switch (i % 3)
+            {
+                case 0:
+                    Assert.Equal(i, await batch[i]);
+                    Assert.NotNull(await FindAsync($"batch-{i}"));
+                    break;
+                case 1:
+                    Assert.Equal($"work {i} fails after its insert", (await Assert.ThrowsAsync<InvalidOperationException>(() => batch[i])).Message);
+                    Assert.Null(await FindAsync($"batch-{i}"));
+                    break;
+                default:
+                    await Assert.ThrowsAnyAsync<DbException>(() => batch[i]);
+                    Assert.Null(await FindAsync($"batch-{i}"));
+                    break;
+            }
+        }
+        Assert.NotNull(await FindAsync("first"));
+    }
+
+    [Fact]
     public async Task Every_secret_column_round_trips_and_tags_tell_never_tagged_from_emptied()
     {
         var secret = await InsertAsync(NewSecret("full"));

@@ -450,20 +450,146 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         return Convert.ToInt64(await Scalar(connection, null, "SELECT COUNT(*) FROM versions WHERE key_id = @id", ct, ("@id", keyId)));
     }
 
-    public async Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
+    /// <summary>
+    /// Runs the work in a write transaction and returns once it is committed. Writes that arrive while a transaction is
+    /// being written are committed together (group commit): each work runs in its own savepoint, in arrival order, so
+    /// one that throws is rolled back alone and its caller gets the exception; the others share one commit and one
+    /// fsync, and fail together if the commit fails.
+    /// </summary>
+    public Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct)
     {
-        using var timer = StoreMetrics.Time(StoreMetrics.WriteTransaction);
+        var pending = new PendingWrite<T>(work, ct);
+        bool lead;
+        lock (_writeQueueLock)
+        {
+            _writeQueue.Add(pending);
+            lead = !_writing;
+            _writing = true;
+        }
+        if (lead)
+        {
+            // Started inline (no thread-pool hop for a lone write), without the caller's execution context: a request's
+            // log scope must not follow other requests' work.
+            using (ExecutionContext.SuppressFlow())
+            {
+                _ = CommitQueuedWritesAsync();
+            }
+        }
+        return pending.Done.Task;
+    }
+
+    private readonly Lock _writeQueueLock = new();
+    private List<PendingWrite> _writeQueue = [];
+    private bool _writing;
+
+    private async Task CommitQueuedWritesAsync()
+    {
+        while (true)
+        {
+            List<PendingWrite> batch;
+            lock (_writeQueueLock)
+            {
+                if (_writeQueue.Count == 0)
+                {
+                    _writing = false;
+                    return;
+                }
+                batch = _writeQueue;
+                _writeQueue = [];
+            }
+            await CommitAsync(batch);
+        }
+    }
+
+    private async Task CommitAsync(List<PendingWrite> batch)
+    {
+        var ran = new List<PendingWrite>(batch.Count);
         try
         {
-            await using var scope = await BeginWriteAsync(ct);
-            var result = await work(new Writer(scope.Connection, scope.Transaction));
-            await scope.Transaction.CommitAsync(ct);
-            return result;
+            using var timer = StoreMetrics.Time(StoreMetrics.WriteTransaction);
+            await using var scope = await BeginWriteAsync(CancellationToken.None);
+            var writer = new Writer(scope.Connection, scope.Transaction);
+            var alone = batch.Count == 1;
+            foreach (var pending in batch)
+            {
+                if (pending.Cancellation.IsCancellationRequested)
+                {
+                    pending.Fail(new OperationCanceledException(pending.Cancellation));
+                    continue;
+                }
+                if (!alone)
+                {
+                    await Execute(scope.Connection, scope.Transaction, "SAVEPOINT tumbler_write", CancellationToken.None);
+                }
+                try
+                {
+                    await pending.RunAsync(writer);
+                }
+                catch (Exception e) when (!alone)
+                {
+                    await Execute(scope.Connection, scope.Transaction, "ROLLBACK TO SAVEPOINT tumbler_write", CancellationToken.None);
+                    pending.Fail(e);
+                    continue;
+                }
+                if (!alone)
+                {
+                    await Execute(scope.Connection, scope.Transaction, "RELEASE SAVEPOINT tumbler_write", CancellationToken.None);
+                }
+                ran.Add(pending);
+            }
+            await scope.Transaction.CommitAsync(CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            // The transaction could not begin, go on or commit, or the only work threw: nothing of this batch is stored.
+            foreach (var pending in batch)
+            {
+                pending.Fail(e);
+            }
+            return;
         }
         finally
         {
-            // After the transaction ends and before the writer's caller goes on: no read begun earlier is served from the cache again.
+            // After the transaction ends and before any writer's caller goes on: no read begun earlier is served from the cache again.
             _cache?.Invalidate();
+        }
+        foreach (var pending in ran)
+        {
+            pending.Complete();
+        }
+    }
+
+    private abstract class PendingWrite(CancellationToken cancellation)
+    {
+        public CancellationToken Cancellation { get; } = cancellation;
+        public abstract Task RunAsync(ISecretWriter writer);
+        public abstract void Complete();
+        public abstract void Fail(Exception e);
+    }
+
+    private sealed class PendingWrite<T>(Func<ISecretWriter, Task<T>> work, CancellationToken cancellation) : PendingWrite(cancellation)
+    {
+        private T _result = default!;
+
+        /// <summary>
+        /// Completed inline: a lone write returns to its caller with no thread-pool hop, as a plain transaction did. (A
+        /// caller must not block on a later write from the continuation; nothing in Tumbler waits synchronously on the store.)
+        /// </summary>
+        public TaskCompletionSource<T> Done { get; } = new();
+
+        public override async Task RunAsync(ISecretWriter writer) => _result = await work(writer);
+        public override void Complete() => Done.TrySetResult(_result);
+
+        public override void Fail(Exception e)
+        {
+            if (e is OperationCanceledException && Cancellation.IsCancellationRequested)
+            {
+                Done.TrySetCanceled(Cancellation);
+            }
+            else
+            {
+                Done.TrySetException(e);
+            }
         }
     }
 
