@@ -149,6 +149,23 @@ public sealed class SqliteReadCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_listing_page_read_before_shows_a_secret_added_or_changed_since()
+    {
+        await InsertAsync("a");
+        Task<IReadOnlyList<SecretEntity>> ListAsync() =>
+            _store.ListSecretsPageAsync("us-east-1", includeScheduledForDeletion: false, SecretSortKey.Name, descending: false, after: null, limit: 10, default);
+        Assert.Equal(["a"], (await ListAsync()).Select(s => s.Name));
+        (await ListAsync())[0].Description = "changed by a caller";
+        Assert.Equal("d0", (await ListAsync())[0].Description);
+
+        var b = await InsertAsync("b");
+        Assert.Equal(["a", "b"], (await ListAsync()).Select(s => s.Name));
+        b.Description = "new";
+        await _store.WriteAsync(async writer => { await writer.UpdateSecretAsync(b); return true; }, default);
+        Assert.Equal("new", (await ListAsync())[1].Description);
+    }
+
+    [Fact]
     public void Copy_copies_every_property_of_a_secret_and_its_versions()
     {
         // A property added later and forgotten in Copy would make cached reads lose it: every one is set here to a

@@ -4,8 +4,8 @@ using Tumbler.Core.Storage;
 namespace Tumbler.Storage.Sql;
 
 /// <summary>
-/// The secrets (row and versions), encrypted value blobs and absent rotations that reads outside a write transaction
-/// found, so a GetSecretValue or DescribeSecret of a secret read before costs no statement. Only for a store this process alone
+/// The secrets (row and versions), encrypted value blobs, absent rotations and listing pages that reads outside a write
+/// transaction found, so a GetSecretValue, DescribeSecret or ListSecrets page read before costs no statement. Only for a store this process alone
 /// writes (the embedded SQLite one): it cannot see other processes' writes.
 /// <para>
 /// Invalidation is by epoch: every write transaction ends by moving the epoch on, and an entry serves only the epoch
@@ -22,10 +22,15 @@ internal sealed class SecretReadCache
     private readonly ConcurrentDictionary<(string Region, string Key, bool ByArn), Entry<SecretEntity>> _secrets = new();
     private readonly ConcurrentDictionary<(long SecretKey, string VersionId), Entry<byte[]>> _values = new();
     private readonly ConcurrentDictionary<long, long> _withoutRotation = new();
+    private readonly ConcurrentDictionary<PageRequest, Entry<IReadOnlyList<SecretEntity>>> _pages = new();
     private long _epoch;
     private long _bytes;
 
     private sealed record Entry<T>(long Epoch, T Item);
+
+    /// <summary>The arguments of one <see cref="ISecretStore.ListSecretsPageAsync"/> call.</summary>
+    public readonly record struct PageRequest(string Region, bool IncludeScheduledForDeletion, SecretSortKey SortBy, bool Descending,
+        SecretListPosition? After, int Limit);
 
     /// <summary>Read before a store read; pass it to the Put of what that read found.</summary>
     public long Epoch => Volatile.Read(ref _epoch);
@@ -51,6 +56,15 @@ internal sealed class SecretReadCache
         _values[(secretKey, versionId)] = new Entry<byte[]>(epoch, blob.ToArray());
     }
 
+    public IReadOnlyList<SecretEntity>? FindPage(PageRequest request) =>
+        _pages.TryGetValue(request, out var entry) && entry.Epoch == Epoch ? entry.Item.Select(secret => secret.Copy()).ToList() : null;
+
+    public void PutPage(long epoch, PageRequest request, IReadOnlyList<SecretEntity> page)
+    {
+        Charge(page.Sum(secret => EntryOverheadBytes * (1 + secret.Versions.Count) + (secret.ResourcePolicy?.Length ?? 0) * 2));
+        _pages[request] = new Entry<IReadOnlyList<SecretEntity>>(epoch, page.Select(secret => secret.Copy()).ToList());
+    }
+
     /// <summary>True when a read in this epoch found no rotation in progress for the secret (the usual answer to DescribeSecret's question).</summary>
     public bool KnownToHaveNoRotation(long secretKey) => _withoutRotation.TryGetValue(secretKey, out var epoch) && epoch == Epoch;
 
@@ -71,6 +85,7 @@ internal sealed class SecretReadCache
             _secrets.Clear();
             _values.Clear();
             _withoutRotation.Clear();
+            _pages.Clear();
             Interlocked.Exchange(ref _bytes, 0);
         }
     }

@@ -174,7 +174,25 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         SecretListPosition? after, int limit, CancellationToken ct)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
-        using var timer = StoreMetrics.Time();
+        if (after is { } position && position.SortBy != sortBy)
+        {
+            throw new ArgumentException($"A position in {position.SortBy} order does not continue a listing in {sortBy} order.", nameof(after));
+        }
+        var request = new SecretReadCache.PageRequest(region, includeScheduledForDeletion, sortBy, descending, after, limit);
+        if (_cache?.FindPage(request) is { } cached)
+        {
+            return cached;
+        }
+        var epoch = _cache?.Epoch ?? 0;
+        var page = await ReadSecretsPageAsync(request, ct);
+        _cache?.PutPage(epoch, request, page);
+        return page;
+    }
+
+    private async Task<IReadOnlyList<SecretEntity>> ReadSecretsPageAsync(SecretReadCache.PageRequest request, CancellationToken ct)
+    {
+        var (region, includeScheduledForDeletion, sortBy, descending, after, limit) = request;
+        using var timer = StoreMetrics.Time(nameof(ListSecretsPageAsync));
         await using var connection = await OpenAsync(ct);
         await using var snapshot = await BeginReadAsync(connection, ct);
         // Names compare byte-wise in both stores (SQLite's BINARY, PostgreSQL's COLLATE "C"), as ListSecrets' ordinal sort.
@@ -194,10 +212,6 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         var parameters = new List<(string, object?)> { ("@region", region), ("@limit", limit) };
         if (after is { } position)
         {
-            if (position.SortBy != sortBy)
-            {
-                throw new ArgumentException($"A position in {position.SortBy} order does not continue a listing in {sortBy} order.", nameof(after));
-            }
             sql.Append($" AND ({sortColumn} {beyond} @value OR ({sortColumn} = @value AND id {beyond} @id))");
             parameters.Add(("@value", sortBy == SecretSortKey.Name ? position.Name : ToMs(position.Ticks)));
             parameters.Add(("@id", position.Key));
