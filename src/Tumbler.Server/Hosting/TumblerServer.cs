@@ -205,8 +205,11 @@ public sealed class TumblerServer : IAsyncDisposable
 
         var app = builder.Build();
         app.UseTransport(transport);
+        // The API (POST /, nearly every request) is answered before routing, which only the health, metrics and
+        // fallback endpoints need.
         var endpoint = app.Services.GetRequiredService<ApiEndpoint>();
-        app.MapPost("/", endpoint.HandleAsync);
+        app.Use(next => http => HttpMethods.IsPost(http.Request.Method) && http.Request.Path.Value == "/" ? endpoint.HandleAsync(http) : next(http));
+        app.UseRouting();
         app.MapHealth(store, keyRing, audit);
         if (options.Metrics)
         {
