@@ -148,10 +148,10 @@ public class HotPathBenchmarks
     public async Task<string> VerifySignatureAsync() =>
         (await _verifier.VerifyAsync("POST", "/", "", _headers, _requestBody, CancellationToken.None)).AccessKeyId;
 
-    [Benchmark(Description = "Envelope decrypt (1 KiB value)")]
+    [Benchmark(Description = "Envelope decrypt (1 KiB value, data key read before)")]
     public string? DecryptValue() => _keys.Decrypt(_blob, Arn, _versionId).Text;
 
-    [Benchmark(Description = "SQLite: FindSecret + ReadValue (GetSecretValue's reads)")]
+    [Benchmark(Description = "SQLite: FindSecret + ReadValue (GetSecretValue's reads, read before)")]
     public async Task<int> ReadFromStoreAsync()
     {
         var secret = await _store.FindSecretAsync(Region, SecretLookup.ByName("bench/secret-000042"), CancellationToken.None);
