@@ -282,8 +282,8 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
         }
         if (lead)
         {
-            // The first appender writes its own batch inline; if more queued meanwhile, the thread pool writes them,
-            // so no caller's answer waits for other callers' records.
+            // The first appender writes the queue (its own record included) inline; what queued meanwhile goes out
+            // from the thread pool, so this caller does not go on writing other callers' records.
             if (WriteQueuedBatch())
             {
                 ThreadPool.UnsafeQueueUserWorkItem(static log => log.DrainQueue(), this, preferLocal: false);
