@@ -26,6 +26,14 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
         Assert.Equal("application/x-amz-json-1.1", response.Content.Headers.ContentType!.MediaType);
         Assert.False(string.IsNullOrEmpty(response.Headers.GetValues("x-amzn-RequestId").Single()));
         Assert.NotNull(response.Headers.Date);
+        // Whole bodies with their length, as AWS answers, not chunked.
+        Assert.Null(response.Headers.TransferEncodingChunked);
+        var length = response.Content.Headers.ContentLength;
+        Assert.Equal(length, (await response.Content.ReadAsByteArrayAsync()).Length);
+        using var error = await fixture.SendAsync("DescribeSecret", """{"SecretId": "wire/missing"}""");
+        Assert.Equal(HttpStatusCode.BadRequest, error.StatusCode);
+        Assert.Null(error.Headers.TransferEncodingChunked);
+        Assert.Equal(error.Content.Headers.ContentLength, (await error.Content.ReadAsByteArrayAsync()).Length);
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(JsonValueKind.Number, body.GetProperty("CreatedDate").ValueKind);
         Assert.InRange(body.GetProperty("CreatedDate").GetDouble(), DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeSeconds(), DateTimeOffset.UtcNow.AddMinutes(1).ToUnixTimeSeconds());
