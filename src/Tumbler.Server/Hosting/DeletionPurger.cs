@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Keys;
@@ -25,6 +26,11 @@ public sealed class DeletionPurger(SecretsService secrets, KeyService keys, Serv
                     {
                         logger.LogInformation("Deleted KMS-like key {KeyId}: its deletion date passed", keyId);
                     }
+                }
+                catch (DbException e)
+                {
+                    // The store is out of reach or failed: one line a pass while it lasts, not a stack trace.
+                    logger.LogError("Purging deleted secrets failed in the store; will retry: {Reason}", e.Message);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

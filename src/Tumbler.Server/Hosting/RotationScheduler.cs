@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Rotation;
@@ -24,6 +25,11 @@ public sealed class RotationScheduler(RotationEngine engine, RotationSignal sign
                 try
                 {
                     running.AddRange(await engine.StartDueAsync(options.MaxConcurrency - running.Count, stoppingToken));
+                }
+                catch (DbException e)
+                {
+                    // The store is out of reach or failed: one line a pass while it lasts, not a stack trace.
+                    logger.LogError("A rotation pass failed in the store; will retry: {Reason}", e.Message);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {

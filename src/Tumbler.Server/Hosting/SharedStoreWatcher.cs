@@ -1,3 +1,4 @@
+using System.Data.Common;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
@@ -39,6 +40,11 @@ public sealed class SharedStoreWatcher(ISecretStore store, KeyRing keyRing, Iden
                     // Again: a credential looked up between the two (sealed under material only now loaded) must not stay cached as unknown.
                     identities.ChangedElsewhere();
                     seen = generation;
+                }
+                catch (DbException e)
+                {
+                    // The store is out of reach or failed: one line a try while it lasts, as for requests, not a stack trace.
+                    logger.LogWarning("Could not check the shared store for changes made by other nodes; will retry: {Reason}", e.Message);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
                 {
