@@ -37,7 +37,9 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
     /// </summary>
     protected abstract Task<DbTransaction> BeginReadAsync(DbConnection connection, CancellationToken ct);
 
-    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, Action? release = null) : IAsyncDisposable
+    /// <param name="keepsConnection">True when the connection outlives the transaction (the engine's kept write connection).</param>
+    protected sealed class WriteScope(DbConnection connection, DbTransaction transaction, Action? release = null, bool keepsConnection = false)
+        : IAsyncDisposable
     {
         public DbConnection Connection { get; } = connection;
         public DbTransaction Transaction { get; } = transaction;
@@ -52,7 +54,10 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
                 }
                 finally
                 {
-                    await Connection.DisposeAsync();
+                    if (!keepsConnection)
+                    {
+                        await Connection.DisposeAsync();
+                    }
                 }
             }
             finally
@@ -911,9 +916,10 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
 
     protected static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, params (string Name, object? Value)[] parameters)
     {
-        var command = connection.CreateCommand();
+        var command = (connection as IPreparedCommands)?.Rent(sql) ?? connection.CreateCommand();
         command.CommandText = sql;
         command.Transaction = transaction;
+        command.Parameters.Clear();
         foreach (var (name, value) in parameters)
         {
             var parameter = command.CreateParameter();

@@ -14,6 +14,8 @@ public sealed class SqliteSecretStore : SqlSecretStore
     public static int SchemaVersion => Migrations.Length;
     private readonly string _connectionString;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
+    private WriteConnection? _writeConnection;
+    private int _disposed;
 
     // Reads are cached: a data directory is served by one server, and other tools change only keys and settings in it.
     public SqliteSecretStore(string databasePath) : base(cachesReads: true)
@@ -196,28 +198,86 @@ public sealed class SqliteSecretStore : SqlSecretStore
     protected override async Task<WriteScope> BeginWriteAsync(CancellationToken ct)
     {
         await _writeLock.WaitAsync(ct);
-        DbConnection? connection = null;
         try
         {
-            connection = await OpenAsync(ct);
+            // One write connection for the store's life (writers take turns on it), so its statements are compiled once.
+            if (_writeConnection is null)
+            {
+                var connection = new WriteConnection(_connectionString);
+                await connection.OpenAsync(ct);
+                await Execute(connection, null, "PRAGMA synchronous = FULL", ct);
+                _writeConnection = connection;
+            }
             // BEGIN IMMEDIATE: the database write lock is taken now, not at the first write.
-            return new WriteScope(connection, await connection.BeginTransactionAsync(ct), () => _writeLock.Release());
+            return new WriteScope(_writeConnection, await _writeConnection.BeginTransactionAsync(ct), () => _writeLock.Release(), keepsConnection: true);
         }
         catch
         {
-            if (connection is not null)
-            {
-                await connection.DisposeAsync();
-            }
+            // Start the next writer on a new connection, in case this one is what failed.
+            await (_writeConnection?.DisposeAsync() ?? ValueTask.CompletedTask);
+            _writeConnection = null;
             _writeLock.Release();
             throw;
         }
     }
 
-    public override ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+        await _writeLock.WaitAsync();
+        await (_writeConnection?.DisposeAsync() ?? ValueTask.CompletedTask);
+        _writeConnection = null;
         _writeLock.Dispose();
         SqliteConnection.ClearAllPools();
-        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The write connection: it keeps a command per statement text (at most <see cref="MaxKept"/>), compiled on first use.</summary>
+    private sealed class WriteConnection(string connectionString) : SqliteConnection(connectionString), IPreparedCommands
+    {
+        private const int MaxKept = 256;
+        private readonly Dictionary<string, KeptCommand> _kept = new(StringComparer.Ordinal);
+
+        public DbCommand? Rent(string sql)
+        {
+            if (_kept.TryGetValue(sql, out var command))
+            {
+                return command;
+            }
+            if (_kept.Count >= MaxKept)
+            {
+                return null;
+            }
+            command = new KeptCommand(sql, this);
+            _kept.Add(sql, command);
+            return command;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                foreach (var command in _kept.Values)
+                {
+                    command.Release();
+                }
+                _kept.Clear();
+            }
+            base.Dispose(disposing);
+        }
+    }
+
+    /// <summary>A command whose Dispose ends one use: its compiled statements stay until the connection releases it.</summary>
+    private sealed class KeptCommand(string sql, SqliteConnection connection) : SqliteCommand(sql, connection)
+    {
+        public void Release() => base.Dispose(true);
+
+        [System.Diagnostics.CodeAnalysis.SuppressMessage("Usage", "CA2215:Dispose methods should call base class dispose",
+            Justification = "A caller's using ends one use of a kept command; Release disposes it with its connection.")]
+        protected override void Dispose(bool disposing)
+        {
+        }
     }
 }
