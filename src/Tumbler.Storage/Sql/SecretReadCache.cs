@@ -5,8 +5,8 @@ namespace Tumbler.Storage.Sql;
 
 /// <summary>
 /// The secrets (row and versions), encrypted value blobs, absent rotations and listing pages that reads outside a write
-/// transaction found, so a GetSecretValue, DescribeSecret or ListSecrets page read before costs no statement. Only for a store this process alone
-/// writes (the embedded SQLite one): it cannot see other processes' writes.
+/// transaction found, so a GetSecretValue, DescribeSecret or ListSecrets page read before costs no statement. Only for
+/// a store this process alone writes (the embedded SQLite one): it cannot see other processes' writes.
 /// <para>
 /// Invalidation is by epoch: every write transaction ends by moving the epoch on, and an entry serves only the epoch
 /// in which its read began. A read that raced a write is therefore never served later, and nothing is searched or
@@ -43,7 +43,7 @@ internal sealed class SecretReadCache
 
     public void PutSecret(long epoch, string region, SecretLookup lookup, SecretEntity secret)
     {
-        Charge(EntryOverheadBytes * (1 + secret.Versions.Count) + (secret.ResourcePolicy?.Length ?? 0) * 2);
+        Charge(Cost(secret));
         _secrets[SecretKey(region, lookup)] = new Entry<SecretEntity>(epoch, secret.Copy());
     }
 
@@ -61,7 +61,7 @@ internal sealed class SecretReadCache
 
     public void PutPage(long epoch, PageRequest request, IReadOnlyList<SecretEntity> page)
     {
-        Charge(page.Sum(secret => EntryOverheadBytes * (1 + secret.Versions.Count) + (secret.ResourcePolicy?.Length ?? 0) * 2));
+        Charge(page.Sum(Cost));
         _pages[request] = new Entry<IReadOnlyList<SecretEntity>>(epoch, page.Select(secret => secret.Copy()).ToList());
     }
 
@@ -73,6 +73,8 @@ internal sealed class SecretReadCache
         Charge(EntryOverheadBytes);
         _withoutRotation[secretKey] = epoch;
     }
+
+    private static long Cost(SecretEntity secret) => EntryOverheadBytes * (1 + secret.Versions.Count) + (secret.ResourcePolicy?.Length ?? 0) * 2;
 
     private static (string, string, bool) SecretKey(string region, SecretLookup lookup) =>
         lookup.Arn is not null ? (region, lookup.Arn, true) : (region, lookup.Name!, false);
