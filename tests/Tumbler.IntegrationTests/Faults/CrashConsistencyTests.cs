@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Tumbler.Client;
 using Tumbler.IntegrationTests.Support;
@@ -15,8 +16,8 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
 {
     private const int Rounds = 5;
     private const int Secrets = 4;
-    private const int ClientsPerSecret = 2;
-    private const int PutsPerClientPerRound = 8; // 5 rounds x 2 clients x 8 = 80 versions a secret at most, under the 100 kept
+    private const int ClientsPerSecret = 4;
+    private const int PutsPerClientPerRound = 4; // 5 rounds x 4 clients x 4 = 80 versions a secret at most, under the 100 kept
     private const string CustomLabel = "STAGED";
 
     private enum Outcome { Acknowledged, Refused, Unknown }
@@ -25,6 +26,9 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
     private sealed record Put(string SecretId, string Token, string Value)
     {
         public volatile int State = (int)Outcome.Unknown;
+
+        /// <summary>False when it was sent after the kill (to a server already gone): not a write the kill cut.</summary>
+        public bool SentBeforeKill { get; init; } = true;
     }
 
     [Fact]
@@ -74,20 +78,31 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
             var acknowledgedThisRound = 0;
             var killAt = Random.Shared.Next(10, Secrets * ClientsPerSecret * PutsPerClientPerRound * 2 / 3);
             using var stop = new CancellationTokenSource();
+            var killed = 0;
+            var putsOut = new StrongBox<int>();
             var writers = Enumerable.Range(0, Secrets * ClientsPerSecret).Select(w => Task.Run(() => WriteAsync(
-                server, names[w % Secrets], w, puts, () => Interlocked.Increment(ref acknowledgedThisRound), stop.Token))).ToArray();
+                server, names[w % Secrets], w, puts, () => Interlocked.Increment(ref acknowledgedThisRound), () => Volatile.Read(ref killed) == 1,
+                putsOut, stop.Token))).ToArray();
             var deadline = DateTime.UtcNow.AddSeconds(30);
             while (Volatile.Read(ref acknowledgedThisRound) < killAt && !writers.All(t => t.IsCompleted) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(5);
             }
-            // No new requests from here; the ones in flight meet the kill.
-            await stop.CancelAsync();
+            // A write takes about a millisecond: aim the kill at a moment when several puts are out.
+            var aim = DateTime.UtcNow.AddSeconds(2);
+            while (Volatile.Read(ref putsOut.Value) < Secrets * ClientsPerSecret / 2 && !writers.All(t => t.IsCompleted) && DateTime.UtcNow < aim)
+            {
+                Thread.SpinWait(100);
+            }
+            // The kill comes while every writer has a request out (a write takes about a millisecond now, so stopping the
+            // writers first would let theirs finish); then no new requests are sent.
             killedWith.Add(Volatile.Read(ref acknowledgedThisRound));
+            Volatile.Write(ref killed, 1);
             server.Kill();
+            await stop.CancelAsync();
             await Task.WhenAll(writers).WaitAsync(TimeSpan.FromSeconds(60));
             Assert.True(killedWith[^1] > 0, $"round {round}: no write was acknowledged before the kill\n{server.StandardError}");
-            inFlightAtKills += puts.Values.Count(p => p.State == (int)Outcome.Unknown);
+            inFlightAtKills += puts.Values.Count(p => p.State == (int)Outcome.Unknown && p.SentBeforeKill);
         }
 
         await using (var last = await TumblerServer.StartAsync(options))
@@ -106,7 +121,8 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
     /// (the custom label, or AWSCURRENT back to an older version), until told to stop or its puts are done. A request
     /// already sent is never cancelled by the client: it is the kill that cuts it.
     /// </summary>
-    private static async Task WriteAsync(TumblerServer server, string secretId, int writer, ConcurrentDictionary<string, Put> puts, Func<int> acknowledged, CancellationToken stopSending)
+    private static async Task WriteAsync(TumblerServer server, string secretId, int writer, ConcurrentDictionary<string, Put> puts, Func<int> acknowledged, Func<bool> killed,
+        StrongBox<int> putsOut, CancellationToken stopSending)
     {
         using var client = server.ApiClient();
         var random = new Random(writer * 7919 + Environment.TickCount);
@@ -117,9 +133,10 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
                 var dice = random.Next(10);
                 if (dice < 6)
                 {
-                    var put = new Put(secretId, Guid.NewGuid().ToString(), $"{secretId} w{writer} {Guid.NewGuid():N}");
+                    var put = new Put(secretId, Guid.NewGuid().ToString(), $"{secretId} w{writer} {Guid.NewGuid():N}") { SentBeforeKill = !killed() };
                     puts[put.Token] = put;
                     done++;
+                    Interlocked.Increment(ref putsOut.Value);
                     try
                     {
                         await client.SecretsManagerAsync("PutSecretValue", new { SecretId = secretId, ClientRequestToken = put.Token, SecretString = put.Value }, CancellationToken.None);
@@ -130,6 +147,10 @@ public sealed class CrashConsistencyTests(Xunit.Abstractions.ITestOutputHelper o
                     {
                         put.State = (int)Outcome.Refused;
                         throw;
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref putsOut.Value);
                     }
                 }
                 else
