@@ -36,6 +36,7 @@ public class HotPathBenchmarks
     private byte[] _blob = null!;
     private readonly string _versionId = Guid.NewGuid().ToString();
     private GetSecretValueResponse _response = null!;
+    private ListSecretsResponse _listPage = null!;
     private readonly ArrayBufferWriter<byte> _buffer = new(4096);
     private PolicyDocument[] _identityPolicies = null!;
     private PolicyDocument _resourcePolicy = null!;
@@ -107,6 +108,20 @@ public class HotPathBenchmarks
             VersionStages = ["AWSCURRENT"],
             CreatedDate = Now,
         };
+        _listPage = new ListSecretsResponse
+        {
+            SecretList = [.. Enumerable.Range(0, 100).Select(i => new SecretListEntry
+            {
+                ARN = Arn.Replace("000042", i.ToString("D6", CultureInfo.InvariantCulture), StringComparison.Ordinal),
+                Name = $"bench/secret-{i:D6}",
+                Description = $"benchmark secret {i}",
+                LastChangedDate = Now,
+                LastAccessedDate = Now.Date,
+                CreatedDate = Now,
+                SecretVersionsToStages = new Dictionary<string, IReadOnlyList<string>> { [Guid.NewGuid().ToString()] = ["AWSCURRENT"] },
+            })],
+            NextToken = "Y3JlYXRlZC1kYXRlCmFzYwowMDAwMDAwMDAwMDAwMDAwMDAwMAo5OQ==",
+        };
 
         // Policy: an IAM user's identity policy with conditions, and a resource policy, for GetSecretValue.
         _identityPolicies = [PolicyDocument.Parse("""
@@ -165,6 +180,15 @@ public class HotPathBenchmarks
         _buffer.ResetWrittenCount();
         using var writer = new Utf8JsonWriter(_buffer);
         JsonSerializer.Serialize(writer, _response, WireJsonContext.Default.GetSecretValueResponse);
+        return _buffer.WrittenCount;
+    }
+
+    [Benchmark(Description = "JSON: ListSecrets page of 100 (as the HTTP benchmark's)")]
+    public int SerializeListPage()
+    {
+        _buffer.ResetWrittenCount();
+        using var writer = new Utf8JsonWriter(_buffer);
+        JsonSerializer.Serialize(writer, _listPage, WireJsonContext.Default.ListSecretsResponse);
         return _buffer.WrittenCount;
     }
 
