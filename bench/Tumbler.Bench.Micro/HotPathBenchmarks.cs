@@ -116,7 +116,7 @@ public class HotPathBenchmarks
                 Name = $"bench/secret-{i:D6}",
                 Description = $"benchmark secret {i}",
                 LastChangedDate = Now,
-                LastAccessedDate = Now.Date,
+                LastAccessedDate = new DateTimeOffset(Now.UtcDateTime.Date, TimeSpan.Zero),
                 CreatedDate = Now,
                 SecretVersionsToStages = new Dictionary<string, IReadOnlyList<string>> { [Guid.NewGuid().ToString()] = ["AWSCURRENT"] },
             })],

@@ -1,3 +1,5 @@
+using Tumbler.Core.Secrets;
+
 namespace Tumbler.Core.Keys;
 
 // Request and response shapes of the KMS-like keys admin API (X-Amz-Target: TumblerKMS.<Operation>,
@@ -32,12 +34,12 @@ public sealed record KeyMetadata
     public required string AWSAccountId { get; init; }
     public required string KeyId { get; init; }
     public required string Arn { get; init; }
-    public required DateTimeOffset CreationDate { get; init; }
+    public required Timestamp CreationDate { get; init; }
     public required bool Enabled { get; init; }
     public required string Description { get; init; }
     /// <summary>Enabled, Disabled or PendingDeletion.</summary>
     public required string KeyState { get; init; }
-    public DateTimeOffset? DeletionDate { get; init; }
+    public Timestamp? DeletionDate { get; init; }
     public string KeyUsage { get; init; } = "ENCRYPT_DECRYPT";
     public string KeySpec { get; init; } = "SYMMETRIC_DEFAULT";
     public string Origin { get; init; } = "AWS_KMS";
@@ -48,7 +50,7 @@ public sealed record KeyMetadata
     /// <summary>Tumbler's addition: how many material versions the key has (1 + its rotations).</summary>
     public int KeyMaterialCount { get; init; }
     /// <summary>Tumbler's addition: when the key's material was last rotated; absent when never.</summary>
-    public DateTimeOffset? LastRotationDate { get; init; }
+    public Timestamp? LastRotationDate { get; init; }
 }
 
 public sealed record KeyMetadataResponse
@@ -63,7 +65,7 @@ public sealed record KeyListEntry
     /// <summary>Tumbler's addition, as in <see cref="KeyMetadata"/>.</summary>
     public int KeyMaterialCount { get; init; }
     /// <summary>Tumbler's addition, as in <see cref="KeyMetadata"/>.</summary>
-    public DateTimeOffset? LastRotationDate { get; init; }
+    public Timestamp? LastRotationDate { get; init; }
 }
 
 /// <summary>RotateKeyOnDemand's answer: KMS's KeyId, and Tumbler's material count and rotation date.</summary>
@@ -71,7 +73,7 @@ public sealed record RotateKeyOnDemandResponse
 {
     public required string KeyId { get; init; }
     public int KeyMaterialCount { get; init; }
-    public DateTimeOffset? LastRotationDate { get; init; }
+    public Timestamp? LastRotationDate { get; init; }
 }
 
 /// <summary>ListAliases: all aliases, or (KeyId given) those of one key.</summary>
@@ -113,7 +115,7 @@ public sealed record ListKeysResponse
 public sealed record ScheduleKeyDeletionResponse
 {
     public required string KeyId { get; init; }
-    public required DateTimeOffset DeletionDate { get; init; }
+    public required Timestamp DeletionDate { get; init; }
     public required string KeyState { get; init; }
     public required int PendingWindowInDays { get; init; }
 }

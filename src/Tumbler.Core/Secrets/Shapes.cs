@@ -3,7 +3,7 @@ namespace Tumbler.Core.Secrets;
 // Request and response shapes of the Secrets Manager API, named and spelled as in the AWS model
 // (spec §2) so the wire JSON maps onto them without renaming. Every member is optional here:
 // required members and constraints are checked by RequestValidator, with the AWS messages.
-// Timestamps are DateTimeOffset; the protocol layer writes them as epoch seconds.
+// Timestamps are Timestamp, written as epoch seconds.
 
 public sealed record Tag
 {
@@ -72,7 +72,7 @@ public sealed record GetSecretValueResponse
     public byte[]? SecretBinary { get; init; }
     public string? SecretString { get; init; }
     public required IReadOnlyList<string> VersionStages { get; init; }
-    public required DateTimeOffset CreatedDate { get; init; }
+    public required Timestamp CreatedDate { get; init; }
 }
 
 public sealed record BatchGetSecretValueRequest
@@ -91,7 +91,7 @@ public sealed record SecretValueEntry
     public byte[]? SecretBinary { get; init; }
     public string? SecretString { get; init; }
     public required IReadOnlyList<string> VersionStages { get; init; }
-    public required DateTimeOffset CreatedDate { get; init; }
+    public required Timestamp CreatedDate { get; init; }
 }
 
 public sealed record APIErrorType
@@ -174,15 +174,15 @@ public sealed record DescribeSecretResponse
     public bool? RotationEnabled { get; init; }
     public string? RotationLambdaARN { get; init; }
     public RotationRulesType? RotationRules { get; init; }
-    public DateTimeOffset? LastRotatedDate { get; init; }
-    public required DateTimeOffset LastChangedDate { get; init; }
-    public DateTimeOffset? LastAccessedDate { get; init; }
-    public DateTimeOffset? DeletedDate { get; init; }
-    public DateTimeOffset? NextRotationDate { get; init; }
+    public Timestamp? LastRotatedDate { get; init; }
+    public required Timestamp LastChangedDate { get; init; }
+    public Timestamp? LastAccessedDate { get; init; }
+    public Timestamp? DeletedDate { get; init; }
+    public Timestamp? NextRotationDate { get; init; }
     public IReadOnlyList<Tag>? Tags { get; init; }
     public IReadOnlyDictionary<string, IReadOnlyList<string>>? VersionIdsToStages { get; init; }
     public string? OwningService { get; init; }
-    public required DateTimeOffset CreatedDate { get; init; }
+    public required Timestamp CreatedDate { get; init; }
     public string? PrimaryRegion { get; init; }
     public TumblerRotationStatus? TumblerRotationStatus { get; init; }
 }
@@ -207,15 +207,15 @@ public sealed record SecretListEntry
     public bool? RotationEnabled { get; init; }
     public string? RotationLambdaARN { get; init; }
     public RotationRulesType? RotationRules { get; init; }
-    public DateTimeOffset? LastRotatedDate { get; init; }
-    public required DateTimeOffset LastChangedDate { get; init; }
-    public DateTimeOffset? LastAccessedDate { get; init; }
-    public DateTimeOffset? DeletedDate { get; init; }
-    public DateTimeOffset? NextRotationDate { get; init; }
+    public Timestamp? LastRotatedDate { get; init; }
+    public required Timestamp LastChangedDate { get; init; }
+    public Timestamp? LastAccessedDate { get; init; }
+    public Timestamp? DeletedDate { get; init; }
+    public Timestamp? NextRotationDate { get; init; }
     public IReadOnlyList<Tag>? Tags { get; init; }
     public IReadOnlyDictionary<string, IReadOnlyList<string>>? SecretVersionsToStages { get; init; }
     public string? OwningService { get; init; }
-    public required DateTimeOffset CreatedDate { get; init; }
+    public required Timestamp CreatedDate { get; init; }
     public string? PrimaryRegion { get; init; }
 }
 
@@ -237,8 +237,8 @@ public sealed record SecretVersionsListEntry
 {
     public required string VersionId { get; init; }
     public IReadOnlyList<string>? VersionStages { get; init; }
-    public DateTimeOffset? LastAccessedDate { get; init; }
-    public required DateTimeOffset CreatedDate { get; init; }
+    public Timestamp? LastAccessedDate { get; init; }
+    public required Timestamp CreatedDate { get; init; }
     public IReadOnlyList<string>? KmsKeyIds { get; init; }
 }
 
@@ -261,7 +261,7 @@ public sealed record DeleteSecretResponse
 {
     public required string ARN { get; init; }
     public required string Name { get; init; }
-    public required DateTimeOffset DeletionDate { get; init; }
+    public required Timestamp DeletionDate { get; init; }
 }
 
 public sealed record GetRandomPasswordRequest
@@ -323,7 +323,7 @@ public sealed record TumblerRotationStatus
     public string? NextStep { get; init; }
     public int Attempts { get; init; }
     public string? LastError { get; init; }
-    public DateTimeOffset? NextAttemptDate { get; init; }
+    public Timestamp? NextAttemptDate { get; init; }
 }
 
 /// <summary>The empty answer of TagResource and UntagResource: <c>{}</c>.</summary>

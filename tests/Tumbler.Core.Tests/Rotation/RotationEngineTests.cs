@@ -67,7 +67,7 @@ public sealed class RotationEngineTests
         Assert.Equal(["AWSPREVIOUS"], described.VersionIdsToStages[v1]);
         Assert.Equal(h.Clock.Now, described.LastRotatedDate);
         Assert.NotNull(described.NextRotationDate);
-        Assert.InRange(described.NextRotationDate!.Value, h.Clock.Now.AddDays(29), h.Clock.Now.AddDays(31));
+        Assert.InRange<DateTimeOffset>(described.NextRotationDate!.Value, h.Clock.Now.AddDays(29), h.Clock.Now.AddDays(31));
         Assert.Null(described.TumblerRotationStatus);
         Assert.Equal(30, described.RotationRules!.AutomaticallyAfterDays);
         Assert.NotEqual("old", (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).SecretString);

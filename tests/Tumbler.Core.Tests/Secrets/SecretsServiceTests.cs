@@ -63,7 +63,7 @@ public sealed class SecretsServiceTests
         }, Caller, default);
         Assert.NotNull(withValue.VersionId);
         var after = await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "update-me" }, Caller, default);
-        Assert.True(after.LastChangedDate > described.LastChangedDate);
+        Assert.True(after.LastChangedDate.Value > described.LastChangedDate.Value);
         Assert.Equal(["AWSCURRENT"], after.VersionIdsToStages![withValue.VersionId!]);
     }
 
