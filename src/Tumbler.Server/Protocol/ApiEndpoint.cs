@@ -436,13 +436,32 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             return () => WriteAsync(http, response, responseType);
         };
 
+    // Each thread serializes answers into one kept buffer (serialization is synchronous), copied once into Kestrel's:
+    // a ListSecrets page is ~30 KB, which SerializeToUtf8Bytes would allocate and copy for every request.
+    [ThreadStatic] private static ArrayBufferWriter<byte>? t_answerBuffer;
+    [ThreadStatic] private static Utf8JsonWriter? t_answerWriter;
+    private const int KeptAnswerBufferBytes = 256 * 1024; // a larger one (a BatchGetSecretValue of big values) is let go
+
     private static Task WriteAsync<TResponse>(HttpContext http, TResponse response, JsonTypeInfo<TResponse> responseType)
     {
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = ContentType;
-        var body = JsonSerializer.SerializeToUtf8Bytes(response, responseType);
-        WriteBody(http.Response, body);
-        CryptographicOperations.ZeroMemory(body); // it may hold a secret value
+        var buffer = t_answerBuffer ??= new ArrayBufferWriter<byte>(16 * 1024);
+        var writer = t_answerWriter ??= new Utf8JsonWriter(buffer);
+        writer.Reset(buffer);
+        try
+        {
+            JsonSerializer.Serialize(writer, response, responseType);
+            WriteBody(http.Response, buffer.WrittenSpan);
+        }
+        finally
+        {
+            buffer.Clear(); // zeroes what was written: it may hold a secret value
+            if (buffer.Capacity > KeptAnswerBufferBytes)
+            {
+                t_answerBuffer = null;
+            }
+        }
         return Task.CompletedTask;
     }
 
