@@ -343,7 +343,7 @@ internal sealed record Options
     public int ScaleVersions { get; init; } = 5;
     public int ScaleConnections { get; init; } = 8;
     public int Starts { get; init; } = 3;
-    public double ServerWarmup { get; init; } = 2;
+    public double ServerWarmup { get; init; } = 5;
     public bool SignEach { get; init; }
     public bool Keep { get; init; }
     public string? TumblerDll { get; init; }
