@@ -3,7 +3,7 @@ namespace Tumbler.Core.Secrets;
 // Request and response shapes of the Secrets Manager API, named and spelled as in the AWS model
 // (spec §2) so the wire JSON maps onto them without renaming. Every member is optional here:
 // required members and constraints are checked by RequestValidator, with the AWS messages.
-// Timestamps are Timestamp, written as epoch seconds.
+// Timestamps are Timestamp (Timestamp.cs), epoch seconds on the wire.
 
 public sealed record Tag
 {
