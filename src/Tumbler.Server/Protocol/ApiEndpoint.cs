@@ -445,7 +445,8 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     {
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = ContentType;
-        var buffer = t_answerBuffer ??= new ArrayBufferWriter<byte>(16 * 1024);
+        // 80 KB: a secret value at its 64 KB limit and the rest of the answer fit, and it stays off the large object heap.
+        var buffer = t_answerBuffer ??= new ArrayBufferWriter<byte>(80 * 1024);
         var writer = t_answerWriter ??= new Utf8JsonWriter(buffer);
         writer.Reset(buffer);
         try
@@ -455,7 +456,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         }
         finally
         {
-            buffer.Clear(); // zeroes what was written: it may hold a secret value
+            // Zeroes what was written, as it may hold a secret value (an array outgrown on the way is left to the GC
+            // unzeroed, like the value's own string and Kestrel's copy).
+            buffer.Clear();
             if (buffer.Capacity > KeptAnswerBufferBytes)
             {
                 t_answerBuffer = null;
