@@ -233,8 +233,9 @@ public sealed class MySqlRotatorTests : IAsyncLifetime
         Assert.Equal(before.VersionId, (await _harness.GetAsync(arn, "AWSCURRENT")).VersionId);
         await server.DisposeAsync();
         Assert.Equal(2, server.Connections); // pending, then current: once each, no plain retry
-        // Nothing but COM_QUIT: no login packet (user name and password hash) went out.
-        Assert.All(server.Received, sent => Assert.Equal("0100000001", sent));
+        // Nothing but COM_QUIT, or nothing at all (the client may close without it): no login packet (user name and
+        // password hash) went out.
+        Assert.All(server.Received, sent => Assert.Contains(sent, new[] { "0100000001", "" }));
     }
 
     [Fact]
