@@ -59,7 +59,8 @@ public sealed class AccessControl(TimeProvider time)
     private readonly ConcurrentDictionary<string, PolicyDocument?> _resourcePolicies = new(StringComparer.Ordinal);
 
     /// <summary>Throws AccessDeniedException unless the caller may perform <paramref name="demand"/> on <paramref name="resource"/>.</summary>
-    public void Require(CallContext call, Demand demand, string resource, SecretEntity? secret = null)
+    /// <param name="shownAs">What the message names as the resource, when not <paramref name="resource"/> (a secret: the id as the caller gave it).</param>
+    public void Require(CallContext call, Demand demand, string resource, SecretEntity? secret = null, string? shownAs = null)
     {
         if (call.Principal.Unrestricted)
         {
@@ -77,7 +78,7 @@ public sealed class AccessControl(TimeProvider time)
             _ => $"because no identity-based policy allows the {demand.Action} action",
         };
         throw new ServiceException(ErrorCodes.AccessDenied,
-            $"User: {call.Principal.Arn} is not authorized to perform: {demand.Action} on resource: {resource} {reason}");
+            $"User: {call.Principal.Arn} is not authorized to perform: {demand.Action} on resource: {shownAs ?? resource} {reason}");
     }
 
     public bool IsAllowed(CallContext call, Demand demand, string resource, SecretEntity? secret = null) =>

@@ -683,11 +683,15 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         return secret.IsScheduledForDeletion ? throw ServiceException.InvalidRequest(MarkedForDeletion) : secret;
     }
 
-    /// <summary>Checks the demand against the secret (or, when it does not exist, against the ARN the id names) and passes the lookup through.</summary>
+    /// <summary>
+    /// Checks the demand against the secret (or, when it does not exist, against the ARN the id names) and passes the
+    /// lookup through. A denial names the id as given, as AWS's does: the secret's own ARN (its random suffix) would
+    /// tell a caller denied the action that the secret exists.
+    /// </summary>
     private SecretEntity? Authorized(CallContext context, Demand demand, string secretId, SecretEntity? secret)
     {
-        Authorize(context, demand, secret?.Arn ?? (secretId.StartsWith("arn:", StringComparison.Ordinal)
-            ? secretId : SecretArn.Prefix(context.Region, options.AccountId) + secretId), secret);
+        _access.Require(context, demand, secret?.Arn ?? (secretId.StartsWith("arn:", StringComparison.Ordinal)
+            ? secretId : SecretArn.Prefix(context.Region, options.AccountId) + secretId), secret, shownAs: secretId);
         return secret;
     }
 

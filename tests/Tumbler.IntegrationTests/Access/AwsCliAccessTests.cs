@@ -88,7 +88,7 @@ public sealed class AwsCliAccessTests(AccessServerFixture fixture) : IClassFixtu
         Assert.Equal(mine.Arn, read.Str("ARN"));
 
         var message = AssertAwsError(await deniedTask, "AccessDeniedException", "GetSecretValue", mine.Value);
-        Assert.Equal(NotAuthorized(fixture.Outsider.Arn, "secretsmanager:GetSecretValue", mine.Arn), message);
+        Assert.Equal(NotAuthorized(fixture.Outsider.Arn, "secretsmanager:GetSecretValue", mine.Name), message);
 
         // The reader's policy stops at its prefix.
         Assert.Equal(NotAuthorized(fixture.Reader.Arn, "secretsmanager:GetSecretValue", other.Arn),
@@ -160,7 +160,7 @@ public sealed class AwsCliAccessTests(AccessServerFixture fixture) : IClassFixtu
         await Task.WhenAll(noneTask, afterTask);
         var none = (await noneTask).Ok().Json;
         Assert.False(none.TryGetProperty("ResourcePolicy", out _), none.ToString());
-        Assert.Equal(NotAuthorized(fixture.Outsider.Arn, "secretsmanager:GetSecretValue", shared.Arn),
+        Assert.Equal(NotAuthorized(fixture.Outsider.Arn, "secretsmanager:GetSecretValue", shared.Name),
             AssertAwsError(await afterTask, "AccessDeniedException", "GetSecretValue", shared.Value));
     }
 
@@ -182,7 +182,7 @@ public sealed class AwsCliAccessTests(AccessServerFixture fixture) : IClassFixtu
         (await fixture.Root.SecretsManager("put-resource-policy", "--secret-id", guarded.Name, "--resource-policy", deny, "--block-public-policy")).Ok();
 
         var denied = await fixture.AsReader.SecretsManager("get-secret-value", "--secret-id", guarded.Name);
-        Assert.Equal(NotAuthorized(fixture.Reader.Arn, "secretsmanager:GetSecretValue", guarded.Arn, "with an explicit deny in a resource-based policy"),
+        Assert.Equal(NotAuthorized(fixture.Reader.Arn, "secretsmanager:GetSecretValue", guarded.Name, "with an explicit deny in a resource-based policy"),
             AssertAwsError(denied, "AccessDeniedException", "GetSecretValue", guarded.Value));
         // Only GetSecretValue is denied: describing still works.
         Assert.Equal(guarded.Arn, (await fixture.AsReader.SecretsManager("describe-secret", "--secret-id", guarded.Name)).Ok().Json.Str("ARN"));

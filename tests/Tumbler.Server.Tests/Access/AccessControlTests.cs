@@ -45,6 +45,13 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
         return (response.StatusCode, type, text);
     }
 
+    /// <summary>An error answer's message (AccessDeniedException's member is "message", as on AWS).</summary>
+    private static string? MessageOf(string body)
+    {
+        var root = JsonDocument.Parse(body).RootElement;
+        return (root.TryGetProperty("Message", out var message) ? message : root.GetProperty("message")).GetString();
+    }
+
     private static string Allow(string action, string resource, string condition = "") =>
         $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "{{action}}", "Resource": "{{resource}}"{{(condition.Length > 0 ? ", \"Condition\": " + condition : "")}}}]}""";
 
@@ -59,14 +66,21 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
 
         var read = await CallAs(nobody, "GetSecretValue", """{"SecretId": "ac/none/db"}""");
         Assert.Equal((HttpStatusCode.BadRequest, "AccessDeniedException"), (read.Status, read.Type));
-        Assert.Contains($"User: {nobody.Arn} is not authorized to perform: secretsmanager:GetSecretValue on resource: arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/none/db-",
-            read.Body, StringComparison.Ordinal);
-        Assert.Contains("because no identity-based policy allows the secretsmanager:GetSecretValue action", read.Body, StringComparison.Ordinal);
+        string Denial(string secretId) =>
+            $"User: {nobody.Arn} is not authorized to perform: secretsmanager:GetSecretValue on resource: {secretId} "
+            + "because no identity-based policy allows the secretsmanager:GetSecretValue action";
+        Assert.Equal(Denial("ac/none/db"), MessageOf(read.Body));
         Assert.DoesNotContain("s3cr3t-none", read.Body, StringComparison.Ordinal);
 
-        // A missing secret answers the same denial, not ResourceNotFound: existence does not leak.
+        // A missing secret answers the same denial, not ResourceNotFound, and the denial of one that exists does not
+        // name its ARN (its random suffix): existence does not leak, by name, full ARN or partial ARN.
         var missing = await CallAs(nobody, "GetSecretValue", """{"SecretId": "ac/none/missing"}""");
         Assert.Equal("AccessDeniedException", missing.Type);
+        Assert.Equal(Denial("ac/none/missing"), MessageOf(missing.Body));
+        var partialArn = $"arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/none/db";
+        var byPartialArn = await CallAs(nobody, "DescribeSecret", $$"""{"SecretId": "{{partialArn}}"}""");
+        Assert.Equal("AccessDeniedException", byPartialArn.Type);
+        Assert.Contains($"on resource: {partialArn} because", byPartialArn.Body, StringComparison.Ordinal);
 
         var list = await CallAs(nobody, "ListSecrets", "{}");
         Assert.Equal("AccessDeniedException", list.Type);
