@@ -92,10 +92,12 @@ public sealed class SigV4Verifier(ICredentialLookup credentials, TimeProvider ti
         var credential = await credentials.FindAsync(auth.AccessKeyId, ct)
             ?? throw new ServiceException(ErrorCodes.UnrecognizedClient, "The security token included in the request is invalid.");
 
-        // A session credential is only valid with its own session token (X-Amz-Security-Token), and only until it expires.
-        if (credential.SessionTokenSha256 is { } tokenHash
-            && (sessionToken is null || !CryptographicOperations.FixedTimeEquals(
-                Encoding.ASCII.GetBytes(SessionCredentialService.TokenSha256(sessionToken)), Encoding.ASCII.GetBytes(tokenHash))))
+        // A session credential is only valid with its own session token (X-Amz-Security-Token), and only until it expires;
+        // a long-term key with any session token is no pair the server issued (spec §1.6.1), as on AWS.
+        if (credential.SessionTokenSha256 is not { } tokenHash
+                ? sessionToken is not null
+                : sessionToken is null || !CryptographicOperations.FixedTimeEquals(
+                    Encoding.ASCII.GetBytes(SessionCredentialService.TokenSha256(sessionToken)), Encoding.ASCII.GetBytes(tokenHash)))
         {
             throw new ServiceException(ErrorCodes.UnrecognizedClient, "The security token included in the request is invalid.");
         }

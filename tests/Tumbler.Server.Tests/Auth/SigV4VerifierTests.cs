@@ -132,7 +132,8 @@ public sealed class SigV4VerifierTests
 
         headers["Authorization"] = SuiteAuthorization(vector);
         var verifier = new SigV4Verifier(
-            new InMemoryCredentials(new AccessKeyCredential(SuiteKeyId, SuiteSecret, Alice)),
+            new InMemoryCredentials(new AccessKeyCredential(SuiteKeyId, SuiteSecret, Alice,
+                name == "post-sts-header-before" ? SessionCredentialService.TokenSha256(SuiteToken) : null)),
             new FixedTimeProvider(SuiteNow),
             new SigV4Options { Regions = new HashSet<string> { "us-east-1" }, AccountId = AccountId, Services = ["service"] });
 
@@ -213,12 +214,25 @@ public sealed class SigV4VerifierTests
     [Fact]
     public async Task Session_token_is_returned()
     {
-        using var request = SignedBotocoreRequest(Body, sessionToken: "FQoGZXIvYXdzEXAMPLETOKEN");
+        const string sessionKeyId = "ASIASESSION000000000";
+        using var request = SignedBotocoreRequest(Body, accessKeyId: sessionKeyId, sessionToken: "FQoGZXIvYXdzEXAMPLETOKEN");
 
-        var caller = await Verify(CreateVerifier(), request, Body);
+        var caller = await Verify(CreateVerifier(new AccessKeyCredential(sessionKeyId, SecretKey, Alice,
+            SessionCredentialService.TokenSha256("FQoGZXIvYXdzEXAMPLETOKEN"))), request, Body);
 
         Assert.Contains("x-amz-security-token", Header(request, "Authorization"), StringComparison.Ordinal);
         Assert.Equal("FQoGZXIvYXdzEXAMPLETOKEN", caller.SessionToken);
+    }
+
+    [Fact]
+    public async Task A_long_term_key_sent_with_a_session_token_is_unrecognized()
+    {
+        // A well-signed request: the secret key is right, the token is one the server never issued for this key.
+        using var request = SignedBotocoreRequest(Body, sessionToken: "FQoGZXIvYXdzEXAMPLETOKEN");
+
+        var ex = await Fails(Verify(CreateVerifier(), request, Body), ErrorCodes.UnrecognizedClient);
+
+        Assert.Equal("The security token included in the request is invalid.", ex.Message);
     }
 
     [Fact]
@@ -246,12 +260,14 @@ public sealed class SigV4VerifierTests
         }
 
         headers["user-agent"] = "aws-sdk-js/3.1163.0 ua/2.1 os/linux lang/js md/nodejs#20.20.2";
-        headers["authorization"] = SigV4Signer.CreateAuthorization("POST", "/", "", signed, body, AccessKeyId, SecretKey,
+        const string sessionKeyId = "ASIAJSV3SESSION00000";
+        headers["authorization"] = SigV4Signer.CreateAuthorization("POST", "/", "", signed, body, sessionKeyId, SecretKey,
             "us-east-1", amzDate);
 
-        var caller = await CreateVerifier().VerifyAsync("POST", "/", "", headers, body, CancellationToken.None);
+        var verifier = CreateVerifier(new AccessKeyCredential(sessionKeyId, SecretKey, Alice, SessionCredentialService.TokenSha256("SESSIONTOKEN")));
+        var caller = await verifier.VerifyAsync("POST", "/", "", headers, body, CancellationToken.None);
 
-        Assert.Equal(new AuthenticatedCaller(AccessKeyId, "us-east-1", Alice, "SESSIONTOKEN", "secretsmanager"), caller);
+        Assert.Equal(new AuthenticatedCaller(sessionKeyId, "us-east-1", Alice, "SESSIONTOKEN", "secretsmanager"), caller);
     }
 
     [Fact]
