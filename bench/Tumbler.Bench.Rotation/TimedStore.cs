@@ -96,6 +96,7 @@ public sealed class TimedStore(ISecretStore inner) : ISecretStore
         Write(() => inner.ClaimRotationsAsync(now, owner, leaseExpires, limit, ct));
     public Task<bool> RenewLeaseAsync(long secretKey, string owner, DateTimeOffset leaseExpires, CancellationToken ct) =>
         Write(() => inner.RenewLeaseAsync(secretKey, owner, leaseExpires, ct));
+    public Task<int> ReleaseRotationLeasesAsync(CancellationToken ct) => Write(() => inner.ReleaseRotationLeasesAsync(ct));
     public Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct) => Write(() => inner.WriteAsync(work, ct));
     public ValueTask DisposeAsync() => inner.DisposeAsync();
 }

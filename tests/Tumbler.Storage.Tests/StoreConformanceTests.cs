@@ -458,6 +458,26 @@ public abstract class StoreConformanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Released_leases_let_the_next_claim_take_a_job_at_once_and_the_old_owner_cannot_renew()
+    {
+        var leased = await InsertAsync(NewSecret("leased"));
+        await Store.WriteAsync(async w =>
+        {
+            await w.SaveRotationAsync(NewJob(leased.Key, leased.Arn, T0));
+            return true;
+        }, default);
+        Assert.Single(await Store.ClaimRotationsAsync(T0, "stopped-run", T0.AddMinutes(1), 10, default));
+        Assert.Empty(await Store.ClaimRotationsAsync(T0.AddSeconds(1), "next-run", T0.AddMinutes(2), 10, default));
+
+        Assert.Equal(1, await Store.ReleaseRotationLeasesAsync(default));
+        Assert.Equal(0, await Store.ReleaseRotationLeasesAsync(default));
+
+        var claimed = await Store.ClaimRotationsAsync(T0.AddSeconds(1), "next-run", T0.AddMinutes(2), 10, default);
+        Assert.Equal([leased.Key], claimed.Select(j => j.SecretKey));
+        Assert.False(await Store.RenewLeaseAsync(leased.Key, "stopped-run", T0.AddMinutes(3), default));
+    }
+
+    [Fact]
     public async Task Nodes_claiming_at_once_never_claim_the_same_job_twice()
     {
         var other = await OpenAsync();

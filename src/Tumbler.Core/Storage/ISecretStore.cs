@@ -107,6 +107,12 @@ public interface ISecretStore : IAsyncDisposable
     /// <summary>Extends a lease this owner still holds; false when it was lost.</summary>
     Task<bool> RenewLeaseAsync(long secretKey, string owner, DateTimeOffset leaseExpires, CancellationToken ct);
 
+    /// <summary>
+    /// Frees every rotation's lease and returns how many were held. Only for a store one server has to itself, at its
+    /// start: a lease found then was left by a run of that server that stopped (crashed, killed) mid-rotation.
+    /// </summary>
+    Task<int> ReleaseRotationLeasesAsync(CancellationToken ct);
+
     /// <summary>Runs <paramref name="work"/> in one serializable write transaction and commits it if it returns.</summary>
     Task<T> WriteAsync<T>(Func<ISecretWriter, Task<T>> work, CancellationToken ct);
 }

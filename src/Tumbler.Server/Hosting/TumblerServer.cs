@@ -265,6 +265,15 @@ public sealed class TumblerServer : IAsyncDisposable
         try
         {
             await store.InitializeAsync(ct);
+            // This server has the data directory to itself: a rotation lease in it is one the last run held when it stopped.
+            // Freed, the rotation resumes at the scheduler's first poll instead of when the lease would have expired
+            // (a minute), which matters most after setSecret of a single-user rotation: the database then already has
+            // the pending password and AWSCURRENT does not.
+            var interrupted = await store.ReleaseRotationLeasesAsync(ct);
+            if (interrupted > 0)
+            {
+                output.WriteLine($"Resuming {interrupted} rotation(s) interrupted when the server last stopped");
+            }
             return store;
         }
         catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException or InvalidOperationException)

@@ -720,6 +720,15 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
             return await command.ExecuteNonQueryAsync(ct) == 1;
         }, ct);
 
+    public Task<int> ReleaseRotationLeasesAsync(CancellationToken ct) =>
+        WriteAsync(async writer =>
+        {
+            var sql = (Writer)writer;
+            await using var command = Command(sql.Connection, sql.Transaction,
+                "UPDATE rotations SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner IS NOT NULL");
+            return await command.ExecuteNonQueryAsync(ct);
+        }, ct);
+
     // --- the write transaction ---------------------------------------------------------------------
 
     private sealed class Writer(DbConnection connection, DbTransaction transaction) : ISecretWriter
