@@ -147,8 +147,13 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }
         else
         {
+            // Filters list secrets as ListSecrets does: the caller needs secretsmanager:ListSecrets too (as on AWS) and
+            // sees only the secrets it may describe, so no ARN reaches a caller who could not list it.
+            Authorize(context, Demand.SecretsManager("ListSecrets"), "*", null);
+            var describe = Demand.SecretsManager("DescribeSecret");
             var listed = await store.ListSecretsAsync(context.Region, includeScheduledForDeletion: false, ct);
-            var page = Paginate(listed.Where(s => SecretFilter.Matches(request.Filters!, Filterable(s))), "created-date", "asc",
+            var visible = listed.Where(s => _access.IsAllowed(context, describe, s.Arn, s) && SecretFilter.Matches(request.Filters!, Filterable(s)));
+            var page = Paginate(visible, "created-date", "asc",
                 request.MaxResults ?? 20, request.NextToken);
             nextToken = page.NextToken;
             targets = page.Items.Select(s => (s.Arn, (SecretEntity?)s));

@@ -216,6 +216,30 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
         Assert.Equal(("ac/tags/red", "AccessDeniedException"),
             (answer.GetProperty("Errors")[0].GetProperty("SecretId").GetString(), answer.GetProperty("Errors")[0].GetProperty("ErrorCode").GetString()));
         Assert.DoesNotContain("red-value", batch.Body, StringComparison.Ordinal);
+
+        // Filters list like ListSecrets: only what the caller may describe.
+        var filtered = await CallAs(blue, "BatchGetSecretValue", """{"Filters": [{"Key": "name", "Values": ["ac/tags/"]}]}""");
+        var filteredAnswer = JsonDocument.Parse(filtered.Body).RootElement;
+        Assert.Equal(["ac/tags/blue"], filteredAnswer.GetProperty("SecretValues").EnumerateArray().Select(v => v.GetProperty("Name").GetString()));
+        Assert.Empty(filteredAnswer.GetProperty("Errors").EnumerateArray());
+        Assert.DoesNotContain("ac/tags/red", filtered.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Batch_reads_by_filter_need_ListSecrets_and_tell_a_caller_without_it_nothing()
+    {
+        await CreateSecretAsync("ac/nolist/mine", "mine-value");
+        await CreateSecretAsync("ac/nolist/other", "other-value");
+        var reader = await NewUserAsync("ac-nolist",
+            Allow("secretsmanager:GetSecretValue", $"arn:aws:secretsmanager:us-east-1:{Account}:secret:ac/nolist/mine-*"),
+            Allow("secretsmanager:BatchGetSecretValue", "*"));
+
+        var byId = await CallAs(reader, "BatchGetSecretValue", """{"SecretIdList": ["ac/nolist/mine"]}""");
+        Assert.Equal(HttpStatusCode.OK, byId.Status);
+        var filtered = await CallAs(reader, "BatchGetSecretValue", """{"Filters": [{"Key": "name", "Values": ["ac/nolist/"]}]}""");
+        Assert.Equal("AccessDeniedException", filtered.Type);
+        Assert.Contains("secretsmanager:ListSecrets", filtered.Body, StringComparison.Ordinal);
+        Assert.DoesNotContain("ac/nolist/other", filtered.Body, StringComparison.Ordinal);
     }
 
     [Fact]
