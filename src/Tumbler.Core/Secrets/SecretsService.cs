@@ -29,6 +29,9 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     [GeneratedRegex(@"^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$")]
     private static partial Regex FilterValuePattern();
 
+    [GeneratedRegex(@"^[a-zA-Z0-9\-]+$")]
+    private static partial Regex RotationTokenPattern();
+
     public async Task<CreateSecretResponse> CreateSecretAsync(CreateSecretRequest request, CallContext context, CancellationToken ct)
     {
         new RequestValidator()
@@ -38,6 +41,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .Length(request.KmsKeyId, "kmsKeyId", 0, 2048)
             .Length(request.Type, "type", 0, 256)
             .SecretValue(request.SecretString, request.SecretBinary, options.MaxSecretValueBytes)
+            .Count(request.AddReplicaRegions, "addReplicaRegions", 1, int.MaxValue)
             .ThrowIfInvalid();
         ValidateTags(request.Tags);
         if (!SecretArn.IsValidName(request.Name!))
@@ -190,6 +194,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             .SecretValue(request.SecretString, request.SecretBinary, options.MaxSecretValueBytes)
             .Count(request.VersionStages, "versionStages", 1, 20)
             .Length(request.RotationToken, "rotationToken", 36, 256, sensitive: true)
+            .Pattern(request.RotationToken, "rotationToken", RotationTokenPattern(), sensitive: true)
             .ThrowIfInvalid();
         ValidateLabels(request.VersionStages, "versionStages");
         if (request.ClientRequestToken is null)

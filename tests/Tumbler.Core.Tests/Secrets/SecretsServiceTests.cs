@@ -193,6 +193,21 @@ public sealed class SecretsServiceTests
         var multiByte = new string('é', 40000); // 80,000 UTF-8 bytes
         Assert.Equal("ValidationException", (await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync("big", multiByte))).ErrorCode);
         await h.CreateAsync("big", new string('x', 65536));
+
+        // Patterns and list sizes too (spec §2.1, §2.4); a rotation token is sensitive, so never echoed.
+        var badToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.PutSecretValueAsync(new PutSecretValueRequest
+        {
+            SecretId = "big", SecretString = "v", ClientRequestToken = Guid.NewGuid().ToString(), RotationToken = "has space " + new string('t', 40),
+        }, Caller, default));
+        Assert.Equal("ValidationException", badToken.ErrorCode);
+        Assert.Contains("'rotationToken' failed to satisfy constraint: Member must satisfy regular expression pattern", badToken.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("has space", badToken.Message, StringComparison.Ordinal);
+        var noRegions = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CreateSecretAsync(new CreateSecretRequest
+        {
+            Name = "no-regions", SecretString = "v", ClientRequestToken = Guid.NewGuid().ToString(), AddReplicaRegions = [],
+        }, Caller, default));
+        Assert.Equal("1 validation error detected: Value '[0 items]' at 'addReplicaRegions' failed to satisfy constraint: Member must have length greater than or equal to 1",
+            noRegions.Message);
     }
 
     [Fact]
