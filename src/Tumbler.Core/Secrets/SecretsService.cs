@@ -316,10 +316,36 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 }
                 createdVersionId = token;
             }
+            if (request.KmsKeyId is not null)
+            {
+                await ReencryptStagedVersionsAsync(writer, secret);
+            }
             secret.LastChangedDate = now;
             await writer.UpdateSecretAsync(secret);
             return new UpdateSecretResponse { ARN = secret.Arn, Name = secret.Name, VersionId = createdVersionId };
         }, ct);
+    }
+
+    /// <summary>
+    /// After UpdateSecret changed the key, the versions staged AWSCURRENT, AWSPENDING and AWSPREVIOUS are encrypted under
+    /// the new one, as on AWS: the old key may then be disabled or deleted without losing them. Older versions keep
+    /// theirs. An old key that can no longer decrypt fails the whole update, which then changes nothing.
+    /// </summary>
+    private async Task ReencryptStagedVersionsAsync(ISecretWriter writer, SecretEntity secret)
+    {
+        var keyId = keys.ResolveKeyId(secret.KmsKeyId);
+        var staged = secret.Versions.Where(v => v.HasValue && v.KeyId != keyId
+            && v.Labels.Any(label => label is StagingLabels.Current or StagingLabels.Pending or StagingLabels.Previous));
+        foreach (var version in staged)
+        {
+            if (await writer.ReadValueAsync(secret.Key, version.VersionId) is not { } blob)
+            {
+                continue;
+            }
+            var value = keys.Decrypt(blob, secret.Arn, version.VersionId);
+            version.KeyId = keyId;
+            await writer.UpdateVersionAsync(secret.Key, version, keys.Encrypt(keyId, value, secret.Arn, version.VersionId));
+        }
     }
 
     public async Task<SecretIdentity> UpdateSecretVersionStageAsync(UpdateSecretVersionStageRequest request, CallContext context, CancellationToken ct)

@@ -86,6 +86,37 @@ public sealed class KeysApiTests(ServerFixture fixture) : IClassFixture<ServerFi
     }
 
     [Fact]
+    public async Task Changing_a_secrets_key_reencrypts_its_staged_versions_so_the_old_key_can_be_disabled()
+    {
+        var oldKey = (await Ok("CreateKey", new { })).GetProperty("KeyMetadata").GetProperty("Arn").GetString()!;
+        Assert.Null((await Secrets("CreateSecret", new { Name = "keys/moving", SecretString = "moving-v1", KmsKeyId = oldKey })).Type);
+        Assert.Null((await Secrets("PutSecretValue", new { SecretId = "keys/moving", SecretString = "moving-v2" })).Type);
+        Assert.Null((await Secrets("PutSecretValue", new { SecretId = "keys/moving", SecretString = "moving-v3" })).Type);
+
+        Assert.Null((await Secrets("UpdateSecret", new { SecretId = "keys/moving", KmsKeyId = "" })).Type);
+
+        // AWSCURRENT and AWSPREVIOUS moved to the default key; the deprecated first version keeps the old one.
+        var versions = JsonDocument.Parse((await Secrets("ListSecretVersionIds", new { SecretId = "keys/moving", IncludeDeprecated = true })).Body)
+            .RootElement.GetProperty("Versions").EnumerateArray()
+            .ToDictionary(v => v.TryGetProperty("VersionStages", out var stages) ? string.Join(",", stages.EnumerateArray().Select(l => l.GetString())) : "",
+                v => v.GetProperty("KmsKeyIds")[0].GetString());
+        Assert.Equal(new Dictionary<string, string?> { ["AWSCURRENT"] = "DefaultEncryptionKey", ["AWSPREVIOUS"] = "DefaultEncryptionKey", [""] = oldKey }, versions);
+        await Ok("DisableKey", new { KeyId = oldKey });
+        Assert.Contains("moving-v3", (await Secrets("GetSecretValue", new { SecretId = "keys/moving" })).Body, StringComparison.Ordinal);
+        Assert.Contains("moving-v2", (await Secrets("GetSecretValue", new { SecretId = "keys/moving", VersionStage = "AWSPREVIOUS" })).Body, StringComparison.Ordinal);
+
+        // A key that can no longer decrypt fails the change, which then changes nothing.
+        Assert.Null((await Secrets("CreateSecret", new { Name = "keys/stuck", SecretString = "stuck-v1", KmsKeyId = (await Ok("CreateKey", new { }))
+            .GetProperty("KeyMetadata").GetProperty("Arn").GetString() })).Type);
+        var stuckKey = JsonDocument.Parse((await Secrets("DescribeSecret", new { SecretId = "keys/stuck" })).Body).RootElement.GetProperty("KmsKeyId").GetString();
+        await Ok("DisableKey", new { KeyId = stuckKey! });
+        Assert.Equal("DecryptionFailure", (await Secrets("UpdateSecret", new { SecretId = "keys/stuck", KmsKeyId = "" })).Type);
+        Assert.Equal(stuckKey, JsonDocument.Parse((await Secrets("DescribeSecret", new { SecretId = "keys/stuck" })).Body).RootElement.GetProperty("KmsKeyId").GetString());
+        await Ok("EnableKey", new { KeyId = stuckKey! });
+        Assert.Contains("stuck-v1", (await Secrets("GetSecretValue", new { SecretId = "keys/stuck" })).Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_default_key_cannot_be_disabled_or_deleted()
     {
         var disable = await Kms("DisableKey", new { KeyId = "alias/aws/secretsmanager" });
