@@ -5,6 +5,9 @@ using Tumbler.Server.Hosting;
 
 namespace Tumbler.Server.Transport;
 
+/// <summary>The certificate the server presents, with its private key, and the intermediate CA certificates sent after it.</summary>
+public sealed record ServerCertificate(X509Certificate2 Certificate, X509Certificate2Collection Intermediates);
+
 /// <summary>
 /// The server certificate: from PEM files the operator gives (<c>--tls-cert</c>/<c>--tls-key</c>), or a
 /// self-signed one made on first start and kept in DATA_DIR/tls/ (<c>--tls-self-signed</c>).
@@ -19,17 +22,39 @@ public static class TlsCertificates
     private const UnixFileMode WorldReadable = OwnerReadWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
 
     /// <summary>The certificate the options ask for, or null for plain HTTP; throws <see cref="StartupException"/> in one line.</summary>
-    public static X509Certificate2? Load(ServerOptions options, TextWriter output)
+    public static ServerCertificate? Load(ServerOptions options, TextWriter output)
     {
         if (options.TlsSelfSigned)
         {
-            return LoadOrCreateSelfSigned(Path.Combine(options.DataDirectory, ServerOptions.TlsDirectory), output);
+            return new ServerCertificate(LoadOrCreateSelfSigned(Path.Combine(options.DataDirectory, ServerOptions.TlsDirectory), output), []);
         }
         if (options.TlsCertificateFile is { } certificate && options.TlsKeyFile is { } key)
         {
-            return LoadPem(certificate, key, "--tls-cert/--tls-key");
+            const string optionNames = "--tls-cert/--tls-key";
+            return new ServerCertificate(LoadPem(certificate, key, optionNames), LoadIntermediates(certificate, optionNames));
         }
         return null;
+    }
+
+    /// <summary>
+    /// The certificates after the first in a chain file (a CA's fullchain.pem: the server's, then its intermediates).
+    /// Sent with the server's, they let a client that trusts only the root CA build the chain.
+    /// </summary>
+    private static X509Certificate2Collection LoadIntermediates(string certificateFile, string optionNames)
+    {
+        var chain = new X509Certificate2Collection();
+        try
+        {
+            chain.ImportFromPemFile(certificateFile);
+        }
+        catch (Exception e) when (e is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new StartupException($"{optionNames}: cannot read the certificate chain in {certificateFile}: {OneLine(e.Message)}");
+        }
+        var server = chain[0]; // LoadPem has read this one, with its key
+        chain.RemoveAt(0);
+        server.Dispose();
+        return chain;
     }
 
     /// <summary>The SHA-256 of the certificate's DER bytes, as <c>openssl x509 -fingerprint -sha256</c> prints it.</summary>

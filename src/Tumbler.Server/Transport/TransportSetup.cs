@@ -1,9 +1,9 @@
 using System.Net;
 using System.Security.Authentication;
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.HttpOverrides;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using IPNetwork = System.Net.IPNetwork;
 
 namespace Tumbler.Server.Transport;
@@ -12,7 +12,7 @@ namespace Tumbler.Server.Transport;
 /// <param name="EndPoints">Listen addresses, in order.</param>
 /// <param name="Certificate">Served on every address when not null (the server is then HTTPS only).</param>
 /// <param name="TrustedProxies">Peers whose X-Forwarded-For / X-Forwarded-Proto are applied; empty: the headers are ignored.</param>
-public sealed record TransportSettings(IReadOnlyList<IPEndPoint> EndPoints, X509Certificate2? Certificate, IReadOnlyList<IPNetwork> TrustedProxies);
+public sealed record TransportSettings(IReadOnlyList<IPEndPoint> EndPoints, ServerCertificate? Certificate, IReadOnlyList<IPNetwork> TrustedProxies);
 
 /// <summary>
 /// The one place Kestrel listeners, TLS and forwarded headers are configured, used by
@@ -39,9 +39,14 @@ public static class TransportSetup
             {
                 kestrel.Listen(endPoint, listen =>
                 {
-                    if (settings.Certificate is { } certificate)
+                    if (settings.Certificate is { } served)
                     {
-                        listen.UseHttps(certificate, https => https.SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13);
+                        listen.UseHttps(new HttpsConnectionAdapterOptions
+                        {
+                            ServerCertificate = served.Certificate,
+                            ServerCertificateChain = served.Intermediates,
+                            SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                        });
                     }
                 });
             }

@@ -109,6 +109,60 @@ public sealed class TlsTests
     }
 
     [Fact]
+    public async Task A_given_chain_file_is_served_whole_so_a_client_trusting_only_the_root_ca_connects()
+    {
+        using var temp = new TempDataDirectory();
+        using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var root = CertificateAuthority("CN=tumbler test root", rootKey, issuer: null, issuerKey: null);
+        using var intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var intermediate = CertificateAuthority("CN=tumbler test intermediate", intermediateKey, root, rootKey);
+        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=tumbler test server", serverKey, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        using var server = request.Create(intermediate.SubjectName, X509SignatureGenerator.CreateForECDsa(intermediateKey),
+            DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3]);
+        // As a CA hands it out (fullchain.pem): the server's certificate, then the intermediate.
+        var chainFile = Path.Combine(temp.Path, "fullchain.pem");
+        var keyFile = Path.Combine(temp.Path, "server.key.pem");
+        await File.WriteAllTextAsync(chainFile, server.ExportCertificatePem() + "\n" + intermediate.ExportCertificatePem() + "\n");
+        await File.WriteAllTextAsync(keyFile, serverKey.ExportPkcs8PrivateKeyPem());
+
+        await using var tumbler = await TumblerServer.StartAsync(
+            Options(Path.Combine(temp.Path, "data")) with { TlsCertificateFile = chainFile, TlsKeyFile = keyFile }, TextWriter.Null, default);
+
+        // The client knows the root CA only; the intermediate must come from the server.
+        var handler = new HttpClientHandler
+        {
+            ServerCertificateCustomValidationCallback = (_, certificate, sent, _) =>
+            {
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(root);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                chain.ChainPolicy.ExtraStore.AddRange(sent!.ChainPolicy.ExtraStore);
+                return certificate is not null && chain.Build(certificate);
+            },
+        };
+        using var client = new HttpClient(handler);
+        using var response = await SignedCall.SendAsync(client, tumbler, "ListSecrets");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    private static X509Certificate2 CertificateAuthority(string subject, ECDsa key, X509Certificate2? issuer, ECDsa? issuerKey)
+    {
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        var notBefore = DateTimeOffset.UtcNow.AddMinutes(-10);
+        var notAfter = DateTimeOffset.UtcNow.AddDays(2);
+        return issuer is null
+            ? request.CreateSelfSigned(notBefore, notAfter)
+            : request.Create(issuer.SubjectName, X509SignatureGenerator.CreateForECDsa(issuerKey!), notBefore, notAfter, [4, 5, 6]);
+    }
+
+    [Fact]
     public async Task Bad_missing_or_mismatched_pem_files_are_a_one_line_startup_error_before_anything_is_created()
     {
         using var temp = new TempDataDirectory();
