@@ -23,7 +23,8 @@ internal static class ServeSettings
     internal enum Kind { Text, TextList, Flag, Number, WholeNumber }
 
     /// <summary>One setting: its file key, its kind and (for choices) the accepted values.</summary>
-    internal sealed record Setting(string Key, Kind Type, string[]? Choices = null, bool IsPath = false)
+    /// <param name="HoldsSecret">Its value may carry a password: an error about it never quotes the value.</param>
+    internal sealed record Setting(string Key, Kind Type, string[]? Choices = null, bool IsPath = false, bool HoldsSecret = false)
     {
         public string Environment => "TUMBLER_" + Snake(Key).ToUpperInvariant();
         public string Flag => "--" + Snake(Key).Replace('_', '-');
@@ -51,7 +52,7 @@ internal static class ServeSettings
     /// <summary>Every setting the file, the environment and the flags can carry (the data directory is apart: see <see cref="ResolveDataDir"/>).</summary>
     public static readonly IReadOnlyList<Setting> All =
     [
-        new("store", Kind.Text),
+        new("store", Kind.Text, HoldsSecret: true),
         new("listen", Kind.TextList),
         new("region", Kind.TextList),
         new("accountId", Kind.Text),
@@ -199,7 +200,7 @@ internal static class ServeSettings
 
     private static object FromJson(Setting setting, JsonElement json, string where)
     {
-        var got = OneLine(json.GetRawText());
+        var got = setting.HoldsSecret ? $"a JSON {json.ValueKind.ToString().ToLowerInvariant()}" : OneLine(json.GetRawText());
         switch (setting.Type)
         {
             case Kind.TextList when json.ValueKind == JsonValueKind.String:

@@ -116,6 +116,7 @@ public sealed class ServeConfigTests
     [InlineData("""{"metrics": "yes"}""", "\"metrics\": must be true or false")]
     [InlineData("""{"listen": "127.0.0.1:99999"}""", "\"listen\": 127.0.0.1:99999: the port must be")]
     [InlineData("""{"dataDir": "/elsewhere"}""", "\"dataDir\": cannot be set in the configuration file")]
+    [InlineData("""{"store": ["postgres://tumbler:SEKRIT@127.0.0.1:1/x"]}""", "\"store\": must be a string, got a JSON array")]
     public async Task A_bad_configuration_file_fails_fast_in_one_line_naming_the_setting(string json, string expected)
     {
         using var temp = new TempDirectory();
@@ -127,6 +128,7 @@ public sealed class ServeConfigTests
         var line = Assert.Single(outcome.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith($"tumbler: {Path.Combine(dataDir, "tumbler.json")}: ", line, StringComparison.Ordinal);
         Assert.Contains(expected, line, StringComparison.Ordinal);
+        Assert.DoesNotContain("SEKRIT", line, StringComparison.Ordinal); // a store's password is never quoted back
         Assert.False(File.Exists(Path.Combine(dataDir, "tumbler.db")), "nothing may be created before the configuration is valid");
     }
 
