@@ -159,6 +159,32 @@ public sealed class ServeCommandTests
     }
 
     [Fact]
+    public async Task A_wrong_root_key_in_the_environment_is_refused_even_beside_the_right_root_key_file()
+    {
+        using var temp = new TempDirectory();
+        var options = Options(Path.Combine(temp.Path, "data"), TumblerServer.NewAccessKeyId(), TumblerServer.NewSecretAccessKey());
+        var name = Unique("envkey/app");
+        await SeedAsync(options, name, "precious");
+
+        // TUMBLER_ROOT_KEY wins over root.key: a wrong one (a typo, another deployment's) must not open the store by
+        // falling back to the file the operator believes unused.
+        var wrong = options with
+        {
+            Environment = new Dictionary<string, string> { ["TUMBLER_ROOT_KEY"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)) },
+        };
+        var outcome = await TumblerServer.RunExpectingExitAsync(wrong);
+        AssertRefused(outcome);
+        Assert.Contains("not the one this store was created with", outcome.StandardError, StringComparison.Ordinal);
+
+        var right = options with
+        {
+            Environment = new Dictionary<string, string> { ["TUMBLER_ROOT_KEY"] = (await File.ReadAllTextAsync(Path.Combine(options.DataDir!, "root.key"))).Trim() },
+        };
+        await using var server = await TumblerServer.StartAsync(right);
+        Assert.Equal("precious", (await AwsCli.For(server).SecretsManager("get-secret-value", "--secret-id", name)).Ok().Json.Str("SecretString"));
+    }
+
+    [Fact]
     public async Task A_data_directory_that_cannot_be_opened_is_refused()
     {
         using var temp = new TempDirectory();

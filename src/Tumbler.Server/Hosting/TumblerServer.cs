@@ -66,14 +66,17 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             certificate ??= TlsCertificates.Load(options, output);
             var transport = new TransportSettings(endPoints, certificate, options.TrustedProxyNetworks());
-            var rootKey = await LoadRootKeyAsync(store, options, output, ct);
+            var (rootKey, keptInDataDirectory) = await LoadRootKeyAsync(store, options, output, ct);
             KeyRing keyRing;
             try
             {
-                // The server also looks for the root key in root.key and root.key.next: a root key rotation run beside it
-                // (tumbler keys rotate-root) writes the next key there, so key creation goes on through the rotation.
-                var rootKeys = new RootKeys(rootKey, [Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile),
-                    Path.Combine(options.DataDirectory, ServerOptions.NextRootKeyFile)]);
+                // A server whose key is DATA_DIR/root.key also looks for it in root.key and root.key.next: a root key rotation
+                // run beside it (tumbler keys rotate-root) writes the next key there, so key creation goes on through the
+                // rotation. A key given in the environment or by passphrase is the only one: a root.key left in the directory
+                // must not stand in for a wrong one.
+                var rootKeys = new RootKeys(rootKey, keptInDataDirectory
+                    ? [Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile), Path.Combine(options.DataDirectory, ServerOptions.NextRootKeyFile)]
+                    : []);
                 keyRing = await KeyRing.OpenAsync(store, rootKeys, options.Regions[0], options.AccountId, TimeProvider.System, ct,
                     keepInterruptedRotation: options.UsesSharedStore);
             }
@@ -334,7 +337,8 @@ public sealed class TumblerServer : IAsyncDisposable
     /// The root key: TUMBLER_ROOT_KEY, else derived from a passphrase (--root-key-passphrase-file or
     /// TUMBLER_ROOT_KEY_PASSPHRASE, with the salt kept in the store), else DATA_DIR/root.key (created on a new store).
     /// </summary>
-    private static async Task<byte[]> LoadRootKeyAsync(ISecretStore store, ServerOptions options, TextWriter output, CancellationToken ct)
+    /// <returns>The key, and whether it is the data directory's root.key (read or made now).</returns>
+    private static async Task<(byte[] Key, bool KeptInDataDirectory)> LoadRootKeyAsync(ISecretStore store, ServerOptions options, TextWriter output, CancellationToken ct)
     {
         var dataDirectory = options.DataDirectory;
         var fromEnvironment = Environment.GetEnvironmentVariable(RootKeyFile.EnvironmentVariable);
@@ -344,16 +348,16 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             if (string.IsNullOrWhiteSpace(fromEnvironment) && (options.RootKeyPassphraseFile is not null || !string.IsNullOrEmpty(passphrase)))
             {
-                return await DeriveRootKeyAsync(store,
-                    options.RootKeyPassphraseFile is { } file ? RootKeyFile.ReadPassphrase(file) : passphrase!, output, ct);
+                return (await DeriveRootKeyAsync(store,
+                    options.RootKeyPassphraseFile is { } file ? RootKeyFile.ReadPassphrase(file) : passphrase!, output, ct), false);
             }
             if (!string.IsNullOrWhiteSpace(fromEnvironment))
             {
-                return RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable);
+                return (RootKeyFile.Parse(fromEnvironment, RootKeyFile.EnvironmentVariable), false);
             }
             if (File.Exists(path))
             {
-                return RootKeyFile.Read(path);
+                return (RootKeyFile.Read(path), true);
             }
             if (await store.HasDataAsync(ct) || await store.GetSettingAsync("root_key_check", ct) is not null)
             {
@@ -369,7 +373,7 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             var key = RootKeyFile.Create(path);
             await output.WriteLineAsync($"Created root key {Path.GetFullPath(path)} (mode 0600): keep it safe and apart from backups of the store.");
-            return key;
+            return (key, true);
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
