@@ -185,6 +185,31 @@ public sealed class ServeCommandTests
     }
 
     [Fact]
+    public async Task A_second_server_on_a_data_directory_in_use_is_refused_and_the_audit_chain_stays_whole()
+    {
+        using var temp = new TempDirectory();
+        var options = Options(Path.Combine(temp.Path, "data"), TumblerServer.NewAccessKeyId(), TumblerServer.NewSecretAccessKey());
+        var name = Unique("locked/app");
+        await using (var first = await TumblerServer.StartAsync(options))
+        {
+            (await AwsCli.For(first).SecretsManager("create-secret", "--name", name, "--secret-string", "first")).Ok();
+
+            var second = await TumblerServer.RunExpectingExitAsync(options);
+            AssertRefused(second);
+            Assert.Contains("another tumbler serve", second.StandardError, StringComparison.Ordinal);
+            (await AwsCli.For(first).SecretsManager("put-secret-value", "--secret-id", name, "--secret-string", "still first")).Ok();
+            Assert.Equal(0, await first.StopAsync());
+        }
+
+        // Released when the server stops: the next start serves the directory, and the audit log is one unbroken chain.
+        await using var next = await TumblerServer.StartAsync(options);
+        Assert.Equal("still first", (await AwsCli.For(next).SecretsManager("get-secret-value", "--secret-id", name)).Ok().Json.Str("SecretString"));
+        var verify = await ProcessRunner.RunAsync(TumblerServer.DotnetHost, [TumblerServer.TumblerDll, "audit", "verify", "--data-dir", options.DataDir!],
+            ProcessRunner.BaseEnvironment(null, null));
+        Assert.True(verify.ExitCode == 0, verify.ToString());
+    }
+
+    [Fact]
     public async Task A_data_directory_that_cannot_be_opened_is_refused()
     {
         using var temp = new TempDirectory();

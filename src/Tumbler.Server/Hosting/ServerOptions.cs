@@ -60,6 +60,8 @@ public sealed record ServerOptions
     public const string NextRootKeyFile = "root.key.next";
     public const string CredentialsFile = "credentials";
     public const string TlsDirectory = "tls";
+    /// <summary>Locked (flock) by the server serving the data directory, so a second one is refused.</summary>
+    public const string LockFile = "serve.lock";
 
     /// <summary>Whether the store is a PostgreSQL database other nodes may share.</summary>
     public bool UsesSharedStore => Store is not null && !string.Equals(Store, "sqlite", StringComparison.OrdinalIgnoreCase);

@@ -36,9 +36,12 @@ public sealed class TumblerServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private TumblerServer(WebApplication app, IReadOnlyList<Uri> endpoints, AccessKeyCredential root)
+    private readonly FileStream _directoryLock;
+
+    private TumblerServer(WebApplication app, IReadOnlyList<Uri> endpoints, AccessKeyCredential root, FileStream directoryLock)
     {
         _app = app;
+        _directoryLock = directoryLock;
         Endpoints = endpoints;
         Root = root;
     }
@@ -61,7 +64,18 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
-        var store = await OpenStoreAsync(options, output, ct);
+        CreateDataDirectory(options.DataDirectory, output);
+        var directoryLock = LockDataDirectory(options.DataDirectory);
+        ISecretStore store;
+        try
+        {
+            store = await OpenStoreAsync(options, output, ct);
+        }
+        catch
+        {
+            await directoryLock.DisposeAsync();
+            throw;
+        }
         try
         {
             certificate ??= TlsCertificates.Load(options, output);
@@ -103,12 +117,50 @@ public sealed class TumblerServer : IAsyncDisposable
             var own = new Uri(addresses.First().Replace("[::]", "[::1]", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
             app.Services.GetRequiredService<FunctionRuntime>().SetEndpoint(own,
                 options.TlsSelfSigned ? Path.GetFullPath(Path.Combine(options.DataDirectory, ServerOptions.TlsDirectory, TlsCertificates.CertificateFile)) : null);
-            return new TumblerServer(app, served, root);
+            return new TumblerServer(app, served, root, directoryLock);
         }
         catch
         {
             await store.DisposeAsync();
+            await directoryLock.DisposeAsync();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Locks the data directory for this server's life. A second server on it would serve its own cached reads over the
+    /// first one's writes, and interleave its audit records with the first one's: a hash chain broken for good.
+    /// </summary>
+    private static FileStream LockDataDirectory(string dataDirectory)
+    {
+        var path = Path.Combine(dataDirectory, ServerOptions.LockFile);
+        // macOS has no FileStream.Lock: an exclusive flock there (FileShare.None).
+        var options = new FileStreamOptions
+        {
+            Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = OperatingSystem.IsMacOS() ? FileShare.None : FileShare.ReadWrite,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+        FileStream? stream = null;
+        try
+        {
+            stream = new FileStream(path, options);
+            // A record lock (fcntl on Linux), gone with the process however it ends. Unlike FileShare.None's flock, it
+            // does not stop others from reading the file, as a scan of the data directory does.
+            if (!OperatingSystem.IsMacOS())
+            {
+                stream.Lock(0, 1);
+            }
+            return stream;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stream?.Dispose();
+            throw new StartupException(
+                $"Cannot lock the data directory {Path.GetFullPath(dataDirectory)} ({e.Message}): is another tumbler serve using it? "
+                + "One server serves a data directory; for several, share a PostgreSQL store.");
         }
     }
 
@@ -118,6 +170,7 @@ public sealed class TumblerServer : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        await _directoryLock.DisposeAsync();
     }
 
     private static WebApplication Build(ServerOptions options, TransportSettings transport, ISecretStore store, KeyRing keyRing,
@@ -245,7 +298,6 @@ public sealed class TumblerServer : IAsyncDisposable
     private static async Task<ISecretStore> OpenStoreAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
         var dataDirectory = options.DataDirectory;
-        CreateDataDirectory(dataDirectory, output);
         if (options.UsesSharedStore)
         {
             return await OpenPostgresStoreAsync(options.Store!, ct);
