@@ -122,7 +122,10 @@ internal static class ConnectionResolver
     {
         var profile = ClientConfig.ProfileName(profileFlag);
         var section = ClientConfig.Section(profile);
-        var awsProfile = section?.GetValueOrDefault(ClientConfig.AwsProfileName) is { Length: > 0 } named ? named : null;
+        // The ~/.aws profile: the section's aws_profile, else the profile named for tumbler (--profile or TUMBLER_PROFILE),
+        // else null: AWS_PROFILE or default, as the aws CLI picks.
+        var awsProfile = section?.GetValueOrDefault(ClientConfig.AwsProfileName) is { Length: > 0 } named ? named
+            : profileFlag ?? Env("TUMBLER_PROFILE");
 
         var endpoint = endpointFlag
             ?? Env("AWS_ENDPOINT_URL_SECRETS_MANAGER") ?? Env("AWS_ENDPOINT_URL")
@@ -136,7 +139,7 @@ internal static class ConnectionResolver
         var region = regionFlag
             ?? Env("AWS_REGION") ?? Env("AWS_DEFAULT_REGION")
             ?? Get(section, ClientConfig.Region)
-            ?? AwsProfile.ResolveRegion(awsProfile ?? profileFlag)
+            ?? AwsProfile.ResolveRegion(awsProfile)
             ?? "us-east-1";
 
         var caBundle = caBundleFlag ?? Env("AWS_CA_BUNDLE") ?? Get(section, ClientConfig.CaBundle);
@@ -158,7 +161,7 @@ internal static class ConnectionResolver
         try
         {
             // AwsProfile reads the environment first, then ~/.aws; with a name it reads only ~/.aws.
-            return AwsProfile.ResolveCredentials(awsProfile ?? profileFlag);
+            return AwsProfile.ResolveCredentials(awsProfile);
         }
         catch (TumblerClientException e)
         {

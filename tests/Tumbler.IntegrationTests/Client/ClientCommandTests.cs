@@ -144,6 +144,20 @@ public sealed class ClientCommandTests(TumblerServerFixture fixture) : IClassFix
         (await bare.RunWithInput(server.SecretAccessKey, "configure", "--profile", "other", "--access-key-id", server.AccessKeyId, "--secret-access-key", "-")).Ok();
         TumblerCli.OneLineError(await bare.With(e => e["TUMBLER_PROFILE"] = "other").Run("get", name), "tumbler: Could not reach http://127.0.0.1:1/");
         Assert.Equal("configured", (await bare.Run("get", name)).Ok().Stdout);
+
+        // With no section for it in ~/.tumbler/config, TUMBLER_PROFILE names the ~/.aws profile: never the default's keys.
+        var awsCredentials = Path.Combine(home.Path, "aws-credentials");
+        await File.WriteAllTextAsync(awsCredentials, $"[default]\naws_access_key_id = {server.AccessKeyId}\naws_secret_access_key = {server.SecretAccessKey}\n"
+            + "[limited]\naws_access_key_id = AKIAUNKNOWN000000000\naws_secret_access_key = not-this-servers\n");
+        var awsFilesOnly = bare.With(e =>
+        {
+            e["AWS_SHARED_CREDENTIALS_FILE"] = awsCredentials;
+            e["TUMBLER_CONFIG_FILE"] = Path.Combine(home.Path, "no-tumbler-config");
+            e["AWS_ENDPOINT_URL"] = server.Endpoint.ToString();
+        });
+        Assert.Equal("configured", (await awsFilesOnly.Run("get", name)).Ok().Stdout);
+        TumblerCli.OneLineError(await awsFilesOnly.With(e => e["TUMBLER_PROFILE"] = "limited").Run("get", name), "An error occurred (UnrecognizedClientException)");
+        TumblerCli.OneLineError(await awsFilesOnly.With(e => e["TUMBLER_PROFILE"] = "typo").Run("get", name), "tumbler: No credentials");
     }
 
     [Fact]
