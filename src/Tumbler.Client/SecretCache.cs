@@ -252,6 +252,11 @@ public sealed class SecretCache : IDisposable
     private async Task<SecretValue> RevalidateAsync(Key key, SecretValue cached, CancellationToken ct)
     {
         var description = await _client.DescribeSecretAsync(new DescribeSecretRequest { SecretId = cached.Arn }, ct);
+        if (description.DeletedDate is not null)
+        {
+            // Scheduled for deletion: DescribeSecret still answers, GetSecretValue refuses. Its refusal is the answer.
+            return await FetchAsync(key, ct);
+        }
         var versions = description.VersionIdsToStages;
         if (key.VersionId is not null)
         {

@@ -18,8 +18,15 @@ public sealed record SecretValue(
     public static SecretValue From(GetSecretValueResponse response)
     {
         ArgumentNullException.ThrowIfNull(response);
+        // Spelled out: a null byte[] (`SecretBinary?.ToArray()`, even a bare `null` beside a ReadOnlyMemory in `?:`)
+        // converts to an empty ReadOnlyMemory, and a string secret would seem to have an empty binary value too.
+        ReadOnlyMemory<byte>? binary = null;
+        if (response.SecretBinary is { } stream)
+        {
+            binary = stream.ToArray();
+        }
         return new SecretValue(response.ARN ?? "", response.Name ?? "", response.VersionId ?? "", response.SecretString,
-            response.SecretBinary?.ToArray(), [.. response.VersionStages], response.CreatedDate);
+            binary, [.. response.VersionStages], response.CreatedDate);
     }
 
     /// <summary>A new response object (with its own MemoryStream) carrying this value.</summary>

@@ -83,6 +83,7 @@ public sealed class AgentTests : IAsyncLifetime
         Assert.Equal("prod/app/db", secret.GetProperty("Name").GetString());
         Assert.Equal(created.VersionId, secret.GetProperty("VersionId").GetString());
         Assert.Equal("""{"password":"p1"}""", secret.GetProperty("SecretString").GetString());
+        Assert.False(secret.TryGetProperty("SecretBinary", out _), "a string secret has no SecretBinary member, as AWS's agent answers");
         Assert.Equal("AWSCURRENT", secret.GetProperty("VersionStages")[0].GetString());
         Assert.Matches(@"^\d{10}\.\d{3}$", secret.GetProperty("CreatedDate").GetString());
 

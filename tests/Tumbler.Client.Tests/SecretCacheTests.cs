@@ -108,6 +108,21 @@ public sealed class SecretCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_secret_scheduled_for_deletion_is_an_error_once_the_ttl_lapses_as_GetSecretValue_answers()
+    {
+        await _server.CreateAsync("app/db", "p1");
+        using var cache = NewCache();
+        await cache.GetSecretValueAsync("app/db");
+        await _server.RawAsync("DeleteSecret", """{"SecretId":"app/db","RecoveryWindowInDays":7}""");
+        _clock.Advance(TimeSpan.FromMinutes(6));
+        // DescribeSecret still answers for it; the cache must not take that for "unchanged".
+        var error = await Assert.ThrowsAsync<TumblerApiException>(() => cache.GetSecretValueAsync("app/db"));
+        Assert.Equal("InvalidRequestException", error.ErrorCode);
+        Assert.Contains("marked for deletion", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, cache.Count);
+    }
+
+    [Fact]
     public async Task Concurrent_misses_make_one_call()
     {
         await _server.CreateAsync("app/db", "p1");
