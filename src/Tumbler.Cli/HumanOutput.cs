@@ -49,10 +49,11 @@ internal static class HumanOutput
     {
         var span = date - DateTimeOffset.UtcNow;
         var abs = span.Duration();
-        var amount = abs.TotalDays >= 2 ? $"{(int)abs.TotalDays} days"
-            : abs.TotalHours >= 2 ? $"{(int)abs.TotalHours} hours"
-            : abs.TotalMinutes >= 2 ? $"{(int)abs.TotalMinutes} minutes"
-            : $"{(int)abs.TotalSeconds} seconds";
+        // Rounded, not truncated: a deletion 30 days out, read a moment later, is "in 30 days", not 29.
+        var amount = abs.TotalDays >= 2 ? $"{Math.Round(abs.TotalDays)} days"
+            : abs.TotalHours >= 2 ? $"{Math.Round(abs.TotalHours)} hours"
+            : abs.TotalMinutes >= 2 ? $"{Math.Round(abs.TotalMinutes)} minutes"
+            : $"{Math.Round(abs.TotalSeconds)} seconds";
         return span > TimeSpan.Zero ? $"in {amount}" : $"{amount} ago";
     }
 

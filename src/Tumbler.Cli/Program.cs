@@ -15,5 +15,19 @@ foreach (var command in SecretsCommands.Create())
 root.Subcommands.Add(ExecCommand.Create());
 root.Subcommands.Add(ConfigureCommand.Create());
 root.Subcommands.Add(BackupCommand.CreateBackup());
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0 && parsed.Action is not System.CommandLine.Help.HelpAction)
+{
+    // One line on standard error, as every other failure. (System.CommandLine's default also printed the whole help on
+    // standard output, where `PW=$(tumbler get db --bogus)` took it for the value.)
+    var command = new List<string>();
+    for (var result = parsed.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+    {
+        command.Insert(0, result.Command.Name);
+    }
+    await Console.Error.WriteLineAsync(
+        $"tumbler: {string.Join(" ", parsed.Errors.Select(e => e.Message.TrimEnd('.') + "."))} See '{string.Join(' ', command)} --help'.");
+    return 1;
+}
 // The server's host handles SIGINT/SIGTERM itself and stops gracefully.
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });
+return await parsed.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

@@ -98,7 +98,9 @@ public sealed class ClientCommandTests(TumblerServerFixture fixture) : IClassFix
     {
         var name = TumblerCli.Unique("client-del");
         (await _cli.Run("create", "--name", name, "--value", "x")).Ok();
-        Assert.Contains("scheduled for deletion", (await _cli.Run("delete", name, "--recovery-window-days", "7")).Ok().Stdout, StringComparison.Ordinal);
+        var deleted = (await _cli.Run("delete", name, "--recovery-window-days", "7")).Ok().Stdout;
+        Assert.Contains("scheduled for deletion", deleted, StringComparison.Ordinal);
+        Assert.Contains("(in 7 days)", deleted, StringComparison.Ordinal);
         TumblerCli.OneLineError(await _cli.Run("get", name), "An error occurred (InvalidRequestException) when calling the GetSecretValue operation: ");
         Assert.Contains("Restored", (await _cli.Run("restore", name)).Ok().Stdout, StringComparison.Ordinal);
         Assert.Equal("x", (await _cli.Run("get", name)).Ok().Stdout);
@@ -109,6 +111,8 @@ public sealed class ClientCommandTests(TumblerServerFixture fixture) : IClassFix
         TumblerCli.OneLineError(await _cli.Run("get", name, "--endpoint-url", "http://127.0.0.1:1"), "tumbler: Could not reach http://127.0.0.1:1/");
         TumblerCli.OneLineError(await _cli.With(e => { e.Remove("AWS_ACCESS_KEY_ID"); e.Remove("AWS_SECRET_ACCESS_KEY"); }).Run("get", name), "tumbler: No credentials");
         TumblerCli.OneLineError(await _cli.With(e => e["AWS_SECRET_ACCESS_KEY"] = "wrong").Run("get", name), "An error occurred (");
+        // A usage error too: one line, and nothing on standard output that `PW=$(tumbler get ...)` could take for the value.
+        TumblerCli.OneLineError(await _cli.Run("get", name, "--bogus"), "tumbler: Unrecognized command or argument '--bogus'.");
     }
 
     [Fact]
