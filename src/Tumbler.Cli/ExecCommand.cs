@@ -174,7 +174,16 @@ internal static class ExecCommand
             {
                 body["VersionStage"] = stage;
             }
-            var answer = await api.CallAsync("GetSecretValue", body);
+            JsonElement answer;
+            try
+            {
+                answer = await api.CallAsync("GetSecretValue", body);
+            }
+            catch (TumblerApiException e)
+            {
+                // Say which of several secrets failed: the server's message does not name it.
+                throw new TumblerApiException(e.ErrorCode, $"{e.Message.TrimEnd('.')} (--secret {spec.SecretId}).", e.StatusCode);
+            }
             versions.Add(HumanOutput.Str(answer, "VersionId") ?? "");
             var name = HumanOutput.Str(answer, "Name") ?? spec.SecretId;
             var prefix = spec.Prefix ?? SecretValues.DefaultPrefix(name);

@@ -38,8 +38,10 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
 
         Assert.Equal(0, (await _cli.Run("exec", "--secret", db, "--", Sh, "-c", "exit 0")).ExitCode);
         TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--secret", db, "--", "true"), $"tumbler: secrets {db} and {db} both give DB_");
-        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", TumblerCli.Unique("exec-missing"), "--", "true"),
-            "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
+        var missingSecret = TumblerCli.Unique("exec-missing");
+        var notFound = await _cli.Run("exec", "--secret", db, "--secret", missingSecret, "--", "true");
+        TumblerCli.OneLineError(notFound, "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
+        Assert.Contains($"(--secret {missingSecret})", notFound.Stderr, StringComparison.Ordinal);
         var missing = await _cli.Run("exec", "--secret", db, "--", "/nonexistent/program");
         Assert.True(missing.ExitCode == 127, missing.ToString());
     }
