@@ -61,6 +61,15 @@ public sealed class KeyRing
     public bool IsUsable => _aliases.TryGetValue(DefaultAlias, out var id) && _keys.TryGetValue(id, out var key) && key.Entity.Enabled;
 
     /// <summary>
+    /// Keys whose material in the store this node's root key could not unwrap at the last <see cref="RefreshAsync"/>
+    /// (the root key was rotated and another node, on the new one, made a key or new material): secrets under that
+    /// material cannot be read here until a restart with the current root key.
+    /// </summary>
+    public IReadOnlyList<string> UnreadableKeys => _unreadableKeys;
+
+    private volatile IReadOnlyList<string> _unreadableKeys = [];
+
+    /// <summary>
     /// Opens the key ring of a store: on a new store it records a check value for the root key and
     /// creates the default key; on an existing one it refuses a root key that is not the one the
     /// store was made with.
@@ -594,6 +603,7 @@ public sealed class KeyRing
         {
             _aliases[alias] = keyId;
         }
+        _unreadableKeys = unreadable;
         return unreadable;
     }
 

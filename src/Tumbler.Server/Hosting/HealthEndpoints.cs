@@ -11,7 +11,7 @@ namespace Tumbler.Server.Hosting;
 /// <summary>
 /// Unauthenticated probes for load balancers and orchestrators. They say only whether the server can
 /// serve, never anything about secrets: live = the process answers; ready = the store answers, the
-/// keys are usable and the audit log can be written.
+/// keys are usable (all of them: none left unreadable by a root key rotated elsewhere) and the audit log can be written.
 /// </summary>
 public static class HealthEndpoints
 {
@@ -36,6 +36,11 @@ public static class HealthEndpoints
             if (!keys.IsUsable)
             {
                 failures.Add("keys: the default key is not available");
+            }
+            if (keys.UnreadableKeys.Count > 0)
+            {
+                // Out of the load balancer rather than answering DecryptionFailure for what the other nodes can read.
+                failures.Add($"keys: {keys.UnreadableKeys.Count} KMS-like key(s) have material this node's root key cannot unwrap; restart it with the current root key");
             }
             if (!audit.IsHealthy)
             {

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -227,6 +228,39 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         restored.RootKey = newKey;
         var second = await restored.StartNodeAsync();
         Assert.Equal("acknowledged", await ValueAsync(AwsCli.For(second), "dumped/app"));
+    }
+
+    [Fact]
+    public async Task A_node_left_on_the_old_root_key_leaves_readiness_once_another_makes_key_material_it_cannot_unwrap()
+    {
+        using var work = new TempDirectory();
+        await using var cluster = await Cluster.CreateAsync();
+        var stale = await cluster.StartNodeAsync();
+        Assert.Equal(HttpStatusCode.OK, (await ReadinessAsync(stale)).Status);
+
+        // rotate-root while the node runs, then a rolling restart that has reached one node so far.
+        var oldKeyFile = Path.Combine(work.Path, "old.key");
+        var newKeyFile = Path.Combine(work.Path, "new.key");
+        await File.WriteAllTextAsync(oldKeyFile, cluster.RootKey + "\n");
+        var newKey = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        await File.WriteAllTextAsync(newKeyFile, newKey + "\n");
+        (await TumblerProcess.RunAsync(ProcessRunner.BaseEnvironment(null, null), "keys", "rotate-root", "--data-dir", Path.Combine(work.Path, "any"),
+            "--store", cluster.Store, "--root-key-file", oldKeyFile, "--new-root-key-file", newKeyFile)).Ok();
+        cluster.RootKey = newKey;
+        var current = await cluster.StartNodeAsync();
+        await current.ApiClient().CallAsync("TumblerKMS.CreateKey", "kms", JsonSerializer.SerializeToUtf8Bytes(new { Description = "after the rotation" }));
+
+        // The stale node cannot read what is encrypted under that key: it says so to the load balancer.
+        await EventuallyAsync(async () => (await ReadinessAsync(stale)).Status == HttpStatusCode.ServiceUnavailable, "the stale node is not ready");
+        Assert.Contains("cannot unwrap", (await ReadinessAsync(stale)).Body, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await ReadinessAsync(current)).Status);
+    }
+
+    private static async Task<(HttpStatusCode Status, string Body)> ReadinessAsync(TumblerServer node)
+    {
+        using var http = new HttpClient();
+        using var response = await http.GetAsync(new Uri(new Uri(node.Endpoint), "/health/ready"));
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
     }
 
     [Fact]
