@@ -251,7 +251,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     }
 
     private static ServiceException AuditUnavailable() => new(ErrorCodes.InternalServiceError,
-        "The audit log cannot be written, so Tumbler refuses requests until it can. The server's log says why.");
+        "The audit log cannot be written, so Tumbler refuses requests until it can (after some faults, until it is restarted). The server's log says why.");
 
     /// <summary>One audit record per request, allowed or not; never a value or a key.</summary>
     private ValueTask AppendAsync(HttpContext http, AuditFacts facts, RequestOrigin origin, ServiceException? error) =>
