@@ -118,8 +118,8 @@ public sealed class AgentHost : IAsyncDisposable
         }
         else if (path.StartsWith(_options.PathPrefix, StringComparison.Ordinal) && path.Length > _options.PathPrefix.Length)
         {
-            // PathString is already unescaped; a secret name may contain '/'.
-            secretId = path[_options.PathPrefix.Length..];
+            // A secret name may contain '/', as itself or as %2F: PathString unescapes everything but %2F.
+            secretId = path[_options.PathPrefix.Length..].Replace("%2F", "/", StringComparison.OrdinalIgnoreCase);
             if (request.Query.ContainsKey("secretId"))
             {
                 await Text(response, 400, "unknown parameter: secretId");

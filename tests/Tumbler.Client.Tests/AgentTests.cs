@@ -90,6 +90,9 @@ public sealed class AgentTests : IAsyncLifetime
         var (status, body) = await GetAsync("/v1/prod/app/db?versionStage=AWSCURRENT");
         Assert.Equal(HttpStatusCode.OK, status);
         Assert.Equal(created.VersionId, JsonDocument.Parse(body).RootElement.GetProperty("VersionId").GetString());
+        var (escapedStatus, escaped) = await GetAsync("/v1/prod%2Fapp%2Fdb");
+        Assert.Equal(HttpStatusCode.OK, escapedStatus);
+        Assert.Equal(created.VersionId, JsonDocument.Parse(escaped).RootElement.GetProperty("VersionId").GetString());
 
         var (missing, error) = await GetAsync("/secretsmanager/get?secretId=nope");
         Assert.Equal(HttpStatusCode.BadRequest, missing);
