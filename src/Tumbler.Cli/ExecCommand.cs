@@ -165,10 +165,12 @@ internal static class ExecCommand
     private static async Task<(Dictionary<string, string> Environment, List<string> Versions)> FetchAsync(SecretsApi api, List<Spec> specs, string? stage)
     {
         var environment = new Dictionary<string, string>(StringComparer.Ordinal);
-        var origin = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Where each variable came from: the --secret (by position) and the key of its JSON object, if any.
+        var origin = new Dictionary<string, (int Spec, string Secret, string? Key)>(StringComparer.Ordinal);
         var versions = new List<string>();
-        foreach (var spec in specs)
+        for (var specIndex = 0; specIndex < specs.Count; specIndex++)
         {
+            var spec = specs[specIndex];
             var body = new JsonObject { ["SecretId"] = spec.SecretId };
             if (stage is not null)
             {
@@ -188,7 +190,7 @@ internal static class ExecCommand
             var name = HumanOutput.Str(answer, "Name") ?? spec.SecretId;
             var prefix = spec.Prefix ?? SecretValues.DefaultPrefix(name);
 
-            void Set(string variable, string value)
+            void Set(string variable, string value, string? key = null)
             {
                 if (value.Contains('\0', StringComparison.Ordinal))
                 {
@@ -196,9 +198,11 @@ internal static class ExecCommand
                 }
                 if (origin.TryGetValue(variable, out var other))
                 {
-                    throw new TumblerClientException($"secrets {other} and {name} both give {variable}; set a --prefix for one of them.");
+                    throw new TumblerClientException(other.Spec == specIndex
+                        ? $"keys '{other.Key}' and '{key}' of secret {name} both give {variable}; rename one of them, or take the whole value with --env NAME."
+                        : $"secrets {other.Secret} and {name} both give {variable}; set a --prefix for one of them.");
                 }
-                origin[variable] = name;
+                origin[variable] = (specIndex, name, key);
                 environment[variable] = value;
             }
 
@@ -207,7 +211,7 @@ internal static class ExecCommand
             {
                 foreach (var property in json.EnumerateObject())
                 {
-                    Set(prefix + SecretValues.EnvName(property.Name), SecretValues.Text(property.Value));
+                    Set(prefix + SecretValues.EnvName(property.Name), SecretValues.Text(property.Value), property.Name);
                 }
             }
             if (obj is null || spec.Env is not null)

@@ -38,6 +38,9 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
 
         Assert.Equal(0, (await _cli.Run("exec", "--secret", db, "--", Sh, "-c", "exit 0")).ExitCode);
         TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--secret", db, "--", "true"), $"tumbler: secrets {db} and {db} both give DB_");
+        var clash = TumblerCli.Unique("exec-clash") + "/cfg";
+        (await _cli.Run("create", "--name", clash, "--value", """{"a-b": "1", "a_b": "2"}""")).Ok();
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", clash, "--", "true"), $"tumbler: keys 'a-b' and 'a_b' of secret {clash} both give CFG_A_B; rename one");
         var missingSecret = TumblerCli.Unique("exec-missing");
         var notFound = await _cli.Run("exec", "--secret", db, "--secret", missingSecret, "--", "true");
         TumblerCli.OneLineError(notFound, "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
