@@ -296,6 +296,8 @@ internal static class ExecCommand
     private sealed class Supervisor : IDisposable
     {
         private const int SigHup = 1, SigInt = 2, SigQuit = 3, SigTerm = 15;
+        // Not in PosixSignal, so registered by number: what applications take for "reopen logs" or "reload".
+        private static readonly int SigUsr1 = OperatingSystem.IsMacOS() ? 30 : 10, SigUsr2 = OperatingSystem.IsMacOS() ? 31 : 12;
 
         private readonly List<PosixSignalRegistration> _registrations = [];
         private volatile Process _child;
@@ -304,7 +306,7 @@ internal static class ExecCommand
         public Supervisor(Process child)
         {
             _child = child;
-            foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT })
+            foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT, (PosixSignal)SigUsr1, (PosixSignal)SigUsr2 })
             {
                 _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
             }
@@ -318,9 +320,10 @@ internal static class ExecCommand
                 PosixSignal.SIGHUP => SigHup,
                 PosixSignal.SIGINT => SigInt,
                 PosixSignal.SIGQUIT => SigQuit,
-                _ => SigTerm,
+                PosixSignal.SIGTERM => SigTerm,
+                var raw => (int)raw, // USR1, USR2
             };
-            if (number != SigHup)
+            if (number is SigInt or SigQuit or SigTerm)
             {
                 _stopping = true;
             }

@@ -127,6 +127,45 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         }
     }
 
+    [Fact]
+    public async Task Usr1_reaches_the_child_and_its_exit_code_is_tumblers()
+    {
+        var name = TumblerCli.Unique("exec-usr1") + "/api-token";
+        (await _cli.Run("create", "--name", name, "--value", "one")).Ok();
+        using var exec = _cli.Start("exec", "--secret", name, "--", Sh, "-c",
+            "trap 'echo got-usr1; exit 5' USR1; echo ready; while :; do sleep 0.1; done");
+        var lines = new List<string>();
+        var seen = new SemaphoreSlim(0);
+        var pump = Task.Run(async () =>
+        {
+            while (await exec.StandardOutput.ReadLineAsync() is { } line)
+            {
+                lock (lines)
+                {
+                    lines.Add(line);
+                }
+                seen.Release();
+            }
+        });
+        try
+        {
+            await WaitForLine(lines, seen, "ready", exec);
+            Assert.Equal(0, TumblerCli.Kill(exec.Id, 10)); // SIGUSR1: unforwarded, it killed tumbler and left the child running
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await exec.WaitForExitAsync(cts.Token);
+            await pump;
+            Assert.Equal(5, exec.ExitCode);
+            Assert.Equal(["ready", "got-usr1"], lines);
+        }
+        finally
+        {
+            if (!exec.HasExited)
+            {
+                exec.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     private static async Task WaitForLine(List<string> lines, SemaphoreSlim seen, string wanted, Process exec)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);
