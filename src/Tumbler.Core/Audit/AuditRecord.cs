@@ -48,6 +48,12 @@ public interface IAuditLog
 
     /// <summary>False after a write failure until a later write succeeds; the server checks it before doing work.</summary>
     bool IsHealthy { get; }
+
+    /// <summary>
+    /// The readiness probe's check: <see cref="IsHealthy"/>, and whatever the log can see of a fault that no write has
+    /// met yet (costlier than IsHealthy, so not for every request).
+    /// </summary>
+    bool CheckHealth() => IsHealthy;
 }
 
 /// <summary>The audit record could not be written: the request it describes must not go ahead.</summary>

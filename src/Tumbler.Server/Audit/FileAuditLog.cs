@@ -90,6 +90,9 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
 
     public bool IsHealthy => _healthy;
 
+    /// <summary>Also false when the log file is gone (its directory moved or deleted) before a write has noticed.</summary>
+    public bool CheckHealth() => _healthy && _stopped is null && File.Exists(_logPath);
+
     /// <summary>
     /// Opens (creating if needed) the audit log of a data directory and resumes its chain: reads the last
     /// line (seeking from the end) and the head. Throws <see cref="AuditUnavailableException"/> when they

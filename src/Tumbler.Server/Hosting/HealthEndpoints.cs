@@ -42,7 +42,7 @@ public static class HealthEndpoints
                 // Out of the load balancer rather than answering DecryptionFailure for what the other nodes can read.
                 failures.Add($"keys: {keys.UnreadableKeys.Count} KMS-like key(s) have material this node's root key cannot unwrap; restart it with the current root key");
             }
-            if (!audit.IsHealthy)
+            if (!audit.CheckHealth())
             {
                 failures.Add("audit: the audit log cannot be written");
             }

@@ -39,4 +39,26 @@ public sealed class HealthEndpointsTests
             await fixture.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task Ready_turns_503_when_the_audit_directory_is_moved_away_before_any_request_meets_it()
+    {
+        var fixture = new ServerFixture();
+        await fixture.InitializeAsync();
+        try
+        {
+            var auditDirectory = Path.Combine(fixture.DataDirectory, AuditFormat.DirectoryName);
+            Directory.Move(auditDirectory, auditDirectory + ".moved");
+            // No request in between: the probe itself notices, so the load balancer drops this node first.
+            using var notReady = await fixture.Http.GetAsync(new Uri(fixture.Server.Endpoint, "/health/ready"));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
+            Assert.Contains("audit", JsonDocument.Parse(await notReady.Content.ReadAsStringAsync()).RootElement.GetProperty("problems")[0].GetString(),
+                StringComparison.Ordinal);
+            Directory.Move(auditDirectory + ".moved", auditDirectory);
+        }
+        finally
+        {
+            await fixture.DisposeAsync();
+        }
+    }
 }
