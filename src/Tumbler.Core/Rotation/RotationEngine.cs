@@ -88,15 +88,14 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             var secret = await store.FindSecretAsync(job.Region, SecretLookup.ByArn(job.SecretArn), ct)
                 ?? throw new RotationStepException("The secret no longer exists.");
             function = RotationMetrics.Function(secret.RotationLambdaArn);
-            var rotationFunction = secret.RotationLambdaArn is { } arn ? await functions.FindAsync(arn, ct) : null;
-            if (rotationFunction is null)
-            {
-                throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");
-            }
             var client = new ScopedSecretsClient(secrets, new CallContext(job.Region, RotationPrincipal(job)), job.SecretArn);
             for (var i = job.StepsDone; i < steps.Count; i++)
             {
                 step = steps[i];
+                // Found again for every step: a function deleted or changed meanwhile (tumbler functions delete, update)
+                // takes effect at the next step, not after the rest of this attempt ran the old one.
+                var rotationFunction = (secret.RotationLambdaArn is { } arn ? await functions.FindAsync(arn, ct) : null)
+                    ?? throw new RotationStepException($"The rotation function {secret.RotationLambdaArn} is not available.");
                 options.StepBoundary?.Invoke($"{step}:before");
                 using (var stepTimeout = CancellationTokenSource.CreateLinkedTokenSource(leased.Token))
                 {

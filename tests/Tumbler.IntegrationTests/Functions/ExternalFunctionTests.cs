@@ -207,6 +207,34 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task A_function_deleted_during_a_rotation_runs_no_further_step()
+    {
+        var server = fixture.Server;
+        var cli = AwsCli.For(server);
+        using var probe = new TempDirectory();
+        var steps = Path.Combine(probe.Path, "steps.log");
+        var name = Unique("deleted");
+        (await Tumbler(server, "functions", "create", "--name", name, "--command", "read e; echo \"$e\" >> \"$PROBE_DIR/steps.log\"; sleep 2",
+            "--env", $"PROBE_DIR={probe.Path}", "--timeout", "10s")).Ok();
+        var secretId = $"api/{name}";
+        (await cli.SecretsManager("create-secret", "--name", secretId, "--secret-string", """{"api_key":"initial"}""")).Ok();
+        (await cli.SecretsManager("rotate-secret", "--secret-id", secretId, "--rotation-lambda-arn", LambdaArn(name))).Ok();
+
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!File.Exists(steps))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first step did not start");
+            await Task.Delay(50);
+        }
+        (await Tumbler(server, "functions", "delete", "--name", name)).Ok(); // while createSecret runs
+
+        var status = await WaitForFailuresAsync(server, secretId, attempts: 1, TimeSpan.FromSeconds(30));
+        Assert.Contains("is not available", status.GetProperty("LastError").GetString(), StringComparison.Ordinal);
+        var ran = File.ReadAllLines(steps);
+        Assert.True(ran.Length == 1 && ran[0].Contains("createSecret", StringComparison.Ordinal), string.Join("\n", ran));
+    }
+
+    [Fact]
     public async Task The_same_lambda_handler_rotates_an_api_key_as_a_command_function()
     {
         var server = fixture.Server;
@@ -289,6 +317,7 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
         foreach (var signature in new[] { null, Sign("not-the-shared-secret", now), Sign(sharedSecret, now - 600) })
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, runner.Url) { Content = new ByteArrayContent(body) };
+            request.Headers.ConnectionClose = true; // the runner closes every connection (HTTP/1.0): never reuse one it may have closed
             if (signature is not null)
             {
                 request.Headers.TryAddWithoutValidation("X-Tumbler-Signature", signature);
