@@ -369,12 +369,21 @@ public abstract class DatabaseRotationFunction : IRotationFunction
     /// </summary>
     protected async Task<DatabaseSecret> GetSecretAsync(StepContext context, string secretId, string stage, string? token, bool isMaster = false)
     {
-        var response = await context.Secrets.GetSecretValueAsync(new GetSecretValueRequest
+        GetSecretValueResponse response;
+        try
         {
-            SecretId = secretId,
-            VersionId = token,
-            VersionStage = stage,
-        }, context.CancellationToken);
+            response = await context.Secrets.GetSecretValueAsync(new GetSecretValueRequest
+            {
+                SecretId = secretId,
+                VersionId = token,
+                VersionStage = stage,
+            }, context.CancellationToken);
+        }
+        catch (ServiceException e) when (isMaster)
+        {
+            // The API's message names no secret, and the one being rotated is not the one missing here.
+            throw LogFail($"The master secret {secretId} (the secret's masterarn) cannot be read: {e.Message}");
+        }
         var secret = DatabaseSecret.Parse(response.SecretString, $"The {stage} value of secret {secretId}", DefaultPort, DefaultDatabase);
         if (isMaster && secret.HasOnlyCredentials)
         {

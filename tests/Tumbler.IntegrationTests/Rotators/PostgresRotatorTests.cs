@@ -442,6 +442,15 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
         Assert.StartsWith($"Unable to log into database using current credentials for secret {arn}", loginError.Message, StringComparison.Ordinal);
         Assert.Contains("28P01", loginError.Message, StringComparison.Ordinal);
         Assert.False(await Postgres.RoleExistsAsync(user + "_clone"));
+
+        // A masterarn naming no secret: the error says it is the master secret that is missing.
+        await Postgres.FormatAndExecuteAsync("ALTER ROLE %I WITH PASSWORD %L", null, user, "first-Pass1");
+        var missingMaster = masterArn[..^6] + "zzzzzz";
+        var orphan = await _harness.CreateSecretAsync(Secret("postgres", user, "first-Pass1", ssl: false, masterArn: missingMaster));
+        var orphanToken = await _harness.BeginRotationAsync(orphan);
+        await _harness.StepAsync(function, orphan, orphanToken, RotationStep.CreateSecret);
+        var masterError = await Assert.ThrowsAsync<RotationStepException>(() => _harness.StepAsync(function, orphan, orphanToken, RotationStep.SetSecret));
+        Assert.StartsWith($"The master secret {missingMaster} (the secret's masterarn) cannot be read: ", masterError.Message, StringComparison.Ordinal);
     }
 
     [Fact]
