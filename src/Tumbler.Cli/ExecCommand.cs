@@ -78,7 +78,6 @@ internal static class ExecCommand
 
         command.SetAction(async (parse, ct) =>
         {
-            Process? running = null;
             var exitCode = await ClientRunner.RunAsync(connection, parse, async api =>
             {
                 var specs = Specs(parse);
@@ -88,16 +87,17 @@ internal static class ExecCommand
                 var argv = parse.GetValue(child)!;
 
                 var (environment, versions) = await FetchAsync(api, specs, versionStage);
+                Supervisor supervisor;
                 try
                 {
-                    running = Start(argv, environment);
+                    supervisor = new Supervisor(() => Start(argv, environment));
                 }
                 catch (Win32Exception e)
                 {
                     await Console.Error.WriteLineAsync($"tumbler: cannot run {argv[0]}: {e.Message}");
                     return CannotRunExitCode;
                 }
-                using var supervisor = new Supervisor(running);
+                using var _ = supervisor;
                 if (every == TimeSpan.Zero)
                 {
                     return await supervisor.WaitAsync();
@@ -300,15 +300,31 @@ internal static class ExecCommand
         private static readonly int SigUsr1 = OperatingSystem.IsMacOS() ? 30 : 10, SigUsr2 = OperatingSystem.IsMacOS() ? 31 : 12;
 
         private readonly List<PosixSignalRegistration> _registrations = [];
-        private volatile Process _child;
+        private volatile Process _child = null!;
         private volatile bool _stopping;
 
-        public Supervisor(Process child)
+        /// <summary>
+        /// Handles the signals first, then starts the child: a signal sent as soon as the program says it runs must not
+        /// find tumbler still with the default action (for SIGUSR1: dying, and leaving the program behind).
+        /// </summary>
+        public Supervisor(Func<Process> start)
         {
-            _child = child;
             foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM, PosixSignal.SIGHUP, PosixSignal.SIGQUIT, (PosixSignal)SigUsr1, (PosixSignal)SigUsr2 })
             {
                 _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
+            }
+            try
+            {
+                _child = start();
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+            if (_stopping)
+            {
+                Native.Kill(_child.Id, SigTerm); // asked to stop while the child was being started
             }
         }
 
@@ -331,7 +347,10 @@ internal static class ExecCommand
             {
                 return; // Ctrl-C / Ctrl-\ reached the child from the terminal already; a second one could kill it harder
             }
-            Native.Kill(_child.Id, number);
+            if (_child is { } child) // null only while it is being started (a stop is then sent after the start)
+            {
+                Native.Kill(child.Id, number);
+            }
         }
 
         public async Task<int> WaitAsync()
@@ -437,7 +456,7 @@ internal static class ExecCommand
             {
                 registration.Dispose();
             }
-            _child.Dispose();
+            _child?.Dispose(); // null when the start failed
         }
     }
 

@@ -153,8 +153,8 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
             Assert.Equal(0, TumblerCli.Kill(exec.Id, 10)); // SIGUSR1: unforwarded, it killed tumbler and left the child running
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             await exec.WaitForExitAsync(cts.Token);
-            await pump;
             Assert.Equal(5, exec.ExitCode);
+            await pump.WaitAsync(TimeSpan.FromSeconds(15)); // an orphaned child would hold the pipe open
             Assert.Equal(["ready", "got-usr1"], lines);
         }
         finally
