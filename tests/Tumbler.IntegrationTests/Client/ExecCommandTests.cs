@@ -89,25 +89,13 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         (await _cli.Run("create", "--name", name, "--value", "one")).Ok();
 
         using var exec = _cli.Start("exec", "--watch", "--watch-interval", "300ms", "--secret", name, "--", Sh, "-c", "echo \"v=$API_TOKEN\"; exec sleep 60");
-        var lines = new List<string>();
-        var seen = new SemaphoreSlim(0);
+        var output = new OutputLines(exec);
         var stderr = exec.StandardError.ReadToEndAsync();
-        var pump = Task.Run(async () =>
-        {
-            while (await exec.StandardOutput.ReadLineAsync() is { } line)
-            {
-                lock (lines)
-                {
-                    lines.Add(line);
-                }
-                seen.Release();
-            }
-        });
         try
         {
-            await WaitForLine(lines, seen, "v=one", exec);
+            await output.WaitForAsync("v=one");
             (await _cli.Run("put", name, "--value", "two")).Ok();
-            await WaitForLine(lines, seen, "v=two", exec);
+            await output.WaitForAsync("v=two");
 
             Assert.Equal(0, TumblerCli.Kill(exec.Id, 15));
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
@@ -115,8 +103,8 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
             // sleep died of the forwarded SIGTERM; its 128+15 is tumbler's exit code.
             Assert.True(exec.ExitCode == 143, $"exit {exec.ExitCode}\n{await stderr}");
             Assert.Contains("changed; restarting the command", await stderr, StringComparison.Ordinal);
-            await pump;
-            Assert.Equal(["v=one", "v=two"], lines);
+            await output.Pump;
+            Assert.Equal(["v=one", "v=two"], output.Lines);
         }
         finally
         {
@@ -134,28 +122,16 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         (await _cli.Run("create", "--name", name, "--value", "one")).Ok();
         using var exec = _cli.Start("exec", "--secret", name, "--", Sh, "-c",
             "trap 'echo got-usr1; exit 5' USR1; echo ready; while :; do sleep 0.1; done");
-        var lines = new List<string>();
-        var seen = new SemaphoreSlim(0);
-        var pump = Task.Run(async () =>
-        {
-            while (await exec.StandardOutput.ReadLineAsync() is { } line)
-            {
-                lock (lines)
-                {
-                    lines.Add(line);
-                }
-                seen.Release();
-            }
-        });
+        var output = new OutputLines(exec);
         try
         {
-            await WaitForLine(lines, seen, "ready", exec);
+            await output.WaitForAsync("ready");
             Assert.Equal(0, TumblerCli.Kill(exec.Id, 10)); // SIGUSR1: unforwarded, it killed tumbler and left the child running
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(15));
             await exec.WaitForExitAsync(cts.Token);
             Assert.Equal(5, exec.ExitCode);
-            await pump.WaitAsync(TimeSpan.FromSeconds(15)); // an orphaned child would hold the pipe open
-            Assert.Equal(["ready", "got-usr1"], lines);
+            await output.Pump.WaitAsync(TimeSpan.FromSeconds(15)); // an orphaned child would hold the pipe open
+            Assert.Equal(["ready", "got-usr1"], output.Lines);
         }
         finally
         {
@@ -166,27 +142,55 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         }
     }
 
-    private static async Task WaitForLine(List<string> lines, SemaphoreSlim seen, string wanted, Process exec)
+    /// <summary>What a process writes to standard output, line by line as it comes.</summary>
+    private sealed class OutputLines
     {
-        var deadline = DateTime.UtcNow.AddSeconds(15);
-        while (true)
+        private readonly List<string> _lines = [];
+        private readonly SemaphoreSlim _seen = new(0);
+        private readonly Process _process;
+
+        public OutputLines(Process process)
         {
-            lock (lines)
+            _process = process;
+            Pump = Task.Run(async () =>
             {
-                if (lines.Contains(wanted))
+                while (await process.StandardOutput.ReadLineAsync() is { } line)
                 {
-                    return;
+                    lock (_lines)
+                    {
+                        _lines.Add(line);
+                    }
+                    _seen.Release();
+                }
+            });
+        }
+
+        /// <summary>Ends when standard output is closed.</summary>
+        public Task Pump { get; }
+
+        public List<string> Lines
+        {
+            get
+            {
+                lock (_lines)
+                {
+                    return [.. _lines];
                 }
             }
-            var left = deadline - DateTime.UtcNow;
-            if (left <= TimeSpan.Zero || exec.HasExited)
+        }
+
+        public async Task WaitForAsync(string wanted)
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            while (!Lines.Contains(wanted))
             {
-                lock (lines)
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero || _process.HasExited)
                 {
-                    Assert.Fail($"no line '{wanted}' from tumbler exec (exited: {exec.HasExited}); lines so far: {string.Join(" | ", lines)}");
+                    Assert.Fail($"no line '{wanted}' from tumbler exec (exited: {_process.HasExited}); lines so far: {string.Join(" | ", Lines)}");
                 }
+                await _seen.WaitAsync(left);
             }
-            await seen.WaitAsync(left > TimeSpan.Zero ? left : TimeSpan.Zero);
         }
     }
 }
