@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.RegularExpressions;
 using Tumbler.Core.Access;
@@ -440,28 +441,37 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         var page = await ListPageAsync(request, context, ct);
         return new ListSecretsResponse
         {
-            SecretList = page.Items.Select(secret => new SecretListEntry
-            {
-                ARN = secret.Arn,
-                Name = secret.Name,
-                Type = NullIfEmpty(secret.Type),
-                Description = NullIfEmpty(secret.Description),
-                KmsKeyId = secret.KmsKeyId,
-                RotationEnabled = secret.RotationEnabled,
-                RotationLambdaARN = secret.RotationLambdaArn,
-                RotationRules = RulesOf(secret),
-                LastRotatedDate = secret.LastRotatedDate,
-                NextRotationDate = secret.RotationEnabled == true ? secret.NextRotationDate : null,
-                LastChangedDate = secret.LastChangedDate,
-                LastAccessedDate = secret.LastAccessedDate,
-                DeletedDate = secret.DeletionDate,
-                Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
-                SecretVersionsToStages = VersionsToStages(secret),
-                CreatedDate = secret.CreatedDate,
-            }).ToList(),
+            SecretList = page.Items.Select(secret => ListEntries.GetValue(secret, ListEntry)).ToList(),
             NextToken = page.NextToken,
         };
     }
+
+    /// <summary>
+    /// Each listed secret's entry, built once per secret object: a page the store's read cache holds is the same
+    /// read-only objects for every request (see <see cref="ISecretStore.ListSecretsPageAsync"/>), and the entry is also
+    /// what the endpoint keys the entry's rendered JSON to. An entry goes when its secret object does.
+    /// </summary>
+    private static readonly ConditionalWeakTable<SecretEntity, SecretListEntry> ListEntries = new();
+
+    private static SecretListEntry ListEntry(SecretEntity secret) => new()
+    {
+        ARN = secret.Arn,
+        Name = secret.Name,
+        Type = NullIfEmpty(secret.Type),
+        Description = NullIfEmpty(secret.Description),
+        KmsKeyId = secret.KmsKeyId,
+        RotationEnabled = secret.RotationEnabled,
+        RotationLambdaARN = secret.RotationLambdaArn,
+        RotationRules = RulesOf(secret),
+        LastRotatedDate = secret.LastRotatedDate,
+        NextRotationDate = secret.RotationEnabled == true ? secret.NextRotationDate : null,
+        LastChangedDate = secret.LastChangedDate,
+        LastAccessedDate = secret.LastAccessedDate,
+        DeletedDate = secret.DeletionDate,
+        Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
+        SecretVersionsToStages = VersionsToStages(secret),
+        CreatedDate = secret.CreatedDate,
+    };
 
     public async Task<ListSecretVersionIdsResponse> ListSecretVersionIdsAsync(ListSecretVersionIdsRequest request, CallContext context, CancellationToken ct)
     {

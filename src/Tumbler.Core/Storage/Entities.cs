@@ -36,7 +36,7 @@ public sealed class SecretEntity
 
     public bool IsScheduledForDeletion => DeletionDate is not null;
 
-    /// <summary>A deep copy: what a caller changes in it does not reach the original (the store's read cache hands out copies).</summary>
+    /// <summary>A deep copy: what a caller changes in it does not reach the original (the store's read cache hands out copies of a secret it found).</summary>
     public SecretEntity Copy() => new()
     {
         Key = Key, Region = Region, Name = Name, Arn = Arn, Description = Description, KmsKeyId = KmsKeyId, Type = Type,

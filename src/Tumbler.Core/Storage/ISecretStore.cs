@@ -35,6 +35,11 @@ public interface ISecretStore : IAsyncDisposable
     /// <paramref name="sortBy"/> order (descending when <paramref name="descending"/>), ties broken by row key in
     /// the same direction, starting strictly after <paramref name="after"/> (from the first when null). Lets
     /// ListSecrets read a page instead of every secret.
+    /// <para>
+    /// The secrets are read-only: the embedded store's read cache hands the same objects to every caller of the same
+    /// page (a copy per request cost more than the rest of the page), and ListSecrets keys what it renders of a secret
+    /// to the object.
+    /// </para>
     /// </summary>
     Task<IReadOnlyList<SecretEntity>> ListSecretsPageAsync(string region, bool includeScheduledForDeletion, SecretSortKey sortBy, bool descending,
         SecretListPosition? after, int limit, CancellationToken ct);

@@ -451,7 +451,15 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         writer.Reset(buffer);
         try
         {
-            JsonSerializer.Serialize(writer, response, responseType);
+            if (response is ListSecretsResponse list)
+            {
+                ListSecretsJson.Write(writer, list);
+            }
+            else
+            {
+                JsonSerializer.Serialize(writer, response, responseType);
+            }
+            writer.Flush();
             WriteBody(http.Response, buffer.WrittenSpan);
         }
         finally

@@ -56,13 +56,14 @@ internal sealed class SecretReadCache
         _values[(secretKey, versionId)] = new Entry<byte[]>(epoch, blob.ToArray());
     }
 
+    /// <summary>The page itself, not a copy: a listing's secrets are read-only (see <see cref="ISecretStore.ListSecretsPageAsync"/>).</summary>
     public IReadOnlyList<SecretEntity>? FindPage(PageRequest request) =>
-        _pages.TryGetValue(request, out var entry) && entry.Epoch == Epoch ? entry.Item.Select(secret => secret.Copy()).ToList() : null;
+        _pages.TryGetValue(request, out var entry) && entry.Epoch == Epoch ? entry.Item : null;
 
     public void PutPage(long epoch, PageRequest request, IReadOnlyList<SecretEntity> page)
     {
         Charge(page.Sum(Cost));
-        _pages[request] = new Entry<IReadOnlyList<SecretEntity>>(epoch, page.Select(secret => secret.Copy()).ToList());
+        _pages[request] = new Entry<IReadOnlyList<SecretEntity>>(epoch, page);
     }
 
     /// <summary>True when a read in this epoch found no rotation in progress for the secret (the usual answer to DescribeSecret's question).</summary>
