@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using Tumbler.Core.Secrets;
 using Tumbler.Core.Storage;
 
@@ -39,13 +38,10 @@ public sealed class Demand(string action)
         return With("aws:TagKeys", [.. tags.Select(t => t.Key ?? "")]);
     }
 
-    internal void CopyTo(Dictionary<string, IReadOnlyList<string>> context)
-    {
-        foreach (var (key, values) in _keys ?? [])
-        {
-            context[key] = values;
-        }
-    }
+    /// <summary>The values the request carries for a condition key (case-insensitive), or null.</summary>
+    internal IReadOnlyList<string>? Find(string key) => _keys?.GetValueOrDefault(key);
+
+    internal IEnumerable<string> Keys => _keys?.Keys ?? Enumerable.Empty<string>();
 }
 
 /// <summary>
@@ -87,7 +83,8 @@ public sealed class AccessControl(TimeProvider time)
     private (PolicyDecision Decision, PolicyKind? DeniedBy) Decide(CallContext call, Demand demand, string resource, SecretEntity? secret)
     {
         var principal = call.Principal;
-        var request = new AccessRequest(principal.Arn, principal.AccountId, demand.Action, resource, Context(call, demand, resource, secret));
+        var request = new AccessRequest(principal.Arn, principal.AccountId, demand.Action, resource,
+            new ConditionKeys(call, demand, resource, secret, time.GetUtcNow()));
         PolicyDocument? resourcePolicy = null;
         if (secret?.ResourcePolicy is { } text && !TryParseResourcePolicy(text, out resourcePolicy))
         {
@@ -101,44 +98,6 @@ public sealed class AccessControl(TimeProvider time)
         // Name the policy that denied, as AWS's message does.
         var identityAlone = PolicyEvaluator.Evaluate(principal.IdentityPolicies, null, request);
         return (decision, identityAlone == PolicyDecision.ExplicitDeny ? PolicyKind.Identity : PolicyKind.Resource);
-    }
-
-    private Dictionary<string, IReadOnlyList<string>> Context(CallContext call, Demand demand, string resource, SecretEntity? secret)
-    {
-        var now = time.GetUtcNow();
-        var context = new Dictionary<string, IReadOnlyList<string>>(StringComparer.OrdinalIgnoreCase)
-        {
-            ["aws:PrincipalArn"] = [call.Principal.Arn],
-            ["aws:PrincipalAccount"] = [call.Principal.AccountId],
-            ["aws:PrincipalType"] = [call.Principal.Arn.Contains(":user/", StringComparison.Ordinal) ? "User" : "Account"],
-            ["aws:CurrentTime"] = [now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)],
-            ["aws:EpochTime"] = [now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)],
-            ["aws:SecureTransport"] = [call.Origin?.SecureTransport == true ? "true" : "false"],
-        };
-        if (call.Principal.Arn.LastIndexOf(":user/", StringComparison.Ordinal) is var user and >= 0)
-        {
-            var path = call.Principal.Arn[(user + 6)..];
-            context["aws:username"] = [path[(path.LastIndexOf('/') + 1)..]];
-        }
-        if (call.Origin?.SourceIp is { } sourceIp)
-        {
-            context["aws:SourceIp"] = [sourceIp];
-        }
-        if (call.Origin?.UserAgent is { } userAgent)
-        {
-            context["aws:UserAgent"] = [userAgent];
-        }
-        if (resource.StartsWith("arn:", StringComparison.Ordinal) && demand.Action.StartsWith("secretsmanager:", StringComparison.Ordinal))
-        {
-            context["secretsmanager:SecretId"] = [resource];
-        }
-        foreach (var tag in secret?.Tags ?? [])
-        {
-            context["secretsmanager:ResourceTag/" + tag.Key] = [tag.Value];
-            context["aws:ResourceTag/" + tag.Key] = [tag.Value];
-        }
-        demand.CopyTo(context);
-        return context;
     }
 
     private bool TryParseResourcePolicy(string text, out PolicyDocument? policy)

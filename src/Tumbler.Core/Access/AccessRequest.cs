@@ -6,8 +6,8 @@ public enum PolicyDecision { ImplicitDeny, Allow, ExplicitDeny }
 /// <summary>
 /// What is being asked. Condition keys are matched case-insensitively by key name; values are lists
 /// (single-valued keys have one value; an absent key is simply not in the dictionary). A dictionary built
-/// with <see cref="StringComparer.OrdinalIgnoreCase"/> is looked up directly; any other one is also scanned
-/// case-insensitively when the exact key is missing.
+/// with <see cref="StringComparer.OrdinalIgnoreCase"/> (or the server's own <see cref="ConditionKeys"/>) is looked up
+/// directly; any other one is also scanned case-insensitively when the exact key is missing.
 /// </summary>
 /// <remarks><c>aws:PrincipalArn</c> and <c>aws:PrincipalAccount</c> always have a value, as in AWS: when the
 /// context does not carry them they are taken from <see cref="PrincipalArn"/> and <see cref="AccountId"/>.</remarks>
@@ -25,8 +25,9 @@ public sealed record AccessRequest(
         {
             return values;
         }
-        if (!(Context is Dictionary<string, IReadOnlyList<string>> dictionary
-              && ReferenceEquals(dictionary.Comparer, StringComparer.OrdinalIgnoreCase)))
+        var caseInsensitive = Context is ConditionKeys
+            || (Context is Dictionary<string, IReadOnlyList<string>> dictionary && ReferenceEquals(dictionary.Comparer, StringComparer.OrdinalIgnoreCase));
+        if (!caseInsensitive)
         {
             foreach (var pair in Context)
             {
