@@ -2,8 +2,10 @@ using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json;
 using Npgsql;
 using Tumbler.Bench.Http;
+using Tumbler.Client;
 using Tumbler.Storage.Postgres;
 
 // Usage (from the repository root; see bench/README.md):
@@ -125,10 +127,27 @@ async Task<CellResult> CellAsync(ChildServer server, string operation, int conne
     return result;
 }
 
+// An IAM user whose inline policy allows Secrets Manager from loopback only (an application's usual setup:
+// an identity policy with a source-network condition), so every request is decided by policy, as root's is not.
+async Task<LoadClient> UserLoadClientAsync(Uri endpoint)
+{
+    using var admin = new JsonApiClient(endpoint, new AwsCredentials(accessKeyId, secretAccessKey), Seeder.Region);
+    await admin.CallAsync("TumblerIAM.CreateUser", "iam", Encoding.UTF8.GetBytes("""{"UserName":"bench"}"""));
+    var policy = """{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"127.0.0.0/8"}}}]}""";
+    await admin.CallAsync("TumblerIAM.PutUserPolicy", "iam",
+        JsonSerializer.SerializeToUtf8Bytes(new Dictionary<string, string> { ["UserName"] = "bench", ["PolicyName"] = "app", ["PolicyDocument"] = policy }));
+    var key = (await admin.CallAsync("TumblerIAM.CreateAccessKey", "iam", Encoding.UTF8.GetBytes("""{"UserName":"bench"}"""))).GetProperty("AccessKey");
+    return new LoadClient(key.GetProperty("AccessKeyId").GetString()!, key.GetProperty("SecretAccessKey").GetString()!);
+}
+
 async Task HttpBenchAsync()
 {
     var dataDir = await NewDataDirAsync("http", options.Secrets, 1);
     await using var tumbler = await ChildServer.StartTumblerAsync(tumblerDll, dataDir, accessKeyId, secretAccessKey);
+    if (options.Caller == "user")
+    {
+        load = await UserLoadClientAsync(tumbler.Endpoint);
+    }
     // Record tumbler's answer to each operation: the bare server sends exactly these bytes.
     var responses = Directory.CreateDirectory(Path.Combine(work.FullName, "responses")).FullName;
     foreach (var operation in options.Operations)
@@ -147,6 +166,7 @@ async Task HttpBenchAsync()
     await WarmUpAsync(bare, options.Operations, options.Secrets);
 
     report.AppendLine(string.Create(CultureInfo.InvariantCulture, $"HTTP/1.1 on loopback, {options.Secrets:N0} secrets of {options.ValueBytes} B, ")
+        + (options.Caller == "user" ? "as an IAM user allowed by an identity policy with an aws:SourceIp condition, " : "as root, ")
         + (options.SignEach ? "every request signed when sent" : "GetSecretValue/DescribeSecret/ListSecrets signed ahead, PutSecretValue signed per request") + ":");
     report.AppendLine();
     report.AppendLine("| operation | conns | tumbler req/s | p50 ms | p99 ms | bare req/s | p50 ms | p99 ms | ratio | tumbler CPU µs/req | load avg | errors |");
@@ -178,6 +198,7 @@ async Task HttpBenchAsync()
         report.AppendLine("- " + verdict);
     }
     report.AppendLine();
+    load = new LoadClient(accessKeyId, secretAccessKey); // the other tables' servers know root only
 }
 
 async Task ScaleBenchAsync()
@@ -345,6 +366,8 @@ internal sealed record Options
     public int Starts { get; init; } = 3;
     public double ServerWarmup { get; init; } = 5;
     public bool SignEach { get; init; }
+    /// <summary>HTTP table: who signs the requests, "root" or "user" (an IAM user with a policy).</summary>
+    public string Caller { get; init; } = "root";
     public bool Keep { get; init; }
     public string? TumblerDll { get; init; }
     /// <summary>A PostgreSQL server the stores benchmark may create a database on (default: the test server of scripts/start-postgres.sh).</summary>
@@ -381,6 +404,7 @@ internal sealed record Options
                 "--server-warmup" => options with { ServerWarmup = double.Parse(Value(), CultureInfo.InvariantCulture) },
                 "--starts" => options with { Starts = Math.Max(1, Ints()[0]) },
                 "--sign-each" => options with { SignEach = true },
+                "--caller" => options with { Caller = Value() is var caller && caller is "root" or "user" ? caller : throw new ArgumentException("--caller root|user") },
                 "--keep" => options with { Keep = true },
                 "--tumbler-dll" => options with { TumblerDll = Value() },
                 _ => throw new ArgumentException($"unknown option {args[i]} (see bench/README.md)"),
