@@ -1,4 +1,5 @@
 using System.Collections;
+using System.Collections.Frozen;
 using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using Tumbler.Core.Secrets;
@@ -17,56 +18,59 @@ internal sealed class ConditionKeys(CallContext call, Demand demand, string reso
     private const string SecretsManagerResourceTag = "secretsmanager:ResourceTag/";
     private const string AwsResourceTag = "aws:ResourceTag/";
 
-    /// <summary>Every key that is not a tag or the demand's (enumeration asks each of these).</summary>
-    private static readonly string[] FixedKeys =
-    [
-        "aws:PrincipalArn", "aws:PrincipalAccount", "aws:PrincipalType", "aws:CurrentTime", "aws:EpochTime", "aws:SecureTransport",
-        "aws:username", "aws:SourceIp", "aws:UserAgent", "secretsmanager:SecretId",
-    ];
+    private readonly CallContext _call = call;
+    private readonly Demand _demand = demand;
+    private readonly string _resource = resource;
+    private readonly SecretEntity? _secret = secret;
+    private readonly DateTimeOffset _now = now;
+
+    /// <summary>Every key that is not a tag or the demand's, and how to work it out (null: absent from this call).</summary>
+    private static readonly FrozenDictionary<string, Func<ConditionKeys, IReadOnlyList<string>?>> Resolvers =
+        new Dictionary<string, Func<ConditionKeys, IReadOnlyList<string>?>>
+        {
+            ["aws:PrincipalArn"] = keys => [keys._call.Principal.Arn],
+            ["aws:PrincipalAccount"] = keys => [keys._call.Principal.AccountId],
+            ["aws:PrincipalType"] = keys => [keys._call.Principal.Arn.Contains(":user/", StringComparison.Ordinal) ? "User" : "Account"],
+            ["aws:CurrentTime"] = keys => [keys._now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)],
+            ["aws:EpochTime"] = keys => [keys._now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)],
+            ["aws:SecureTransport"] = keys => [keys._call.Origin?.SecureTransport == true ? "true" : "false"],
+            ["aws:username"] = keys => keys._call.Principal.Arn is var arn && arn.Contains(":user/", StringComparison.Ordinal)
+                ? [arn[(arn.LastIndexOf('/') + 1)..]]
+                : null,
+            ["aws:SourceIp"] = keys => keys._call.Origin?.SourceIp is { } sourceIp ? [sourceIp] : null,
+            ["aws:UserAgent"] = keys => keys._call.Origin?.UserAgent is { } userAgent ? [userAgent] : null,
+            ["secretsmanager:SecretId"] = keys => keys._resource.StartsWith("arn:", StringComparison.Ordinal)
+                && keys._demand.Action.StartsWith("secretsmanager:", StringComparison.Ordinal) ? [keys._resource] : null,
+        }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     public bool TryGetValue(string key, [MaybeNullWhen(false)] out IReadOnlyList<string> value)
     {
-        value = demand.Find(key) ?? Find(key);
+        value = _demand.Find(key) ?? Find(key);
         return value is not null;
     }
 
     private IReadOnlyList<string>? Find(string key)
     {
+        if (Resolvers.TryGetValue(key, out var resolve))
+        {
+            return resolve(this);
+        }
         if (key.StartsWith(SecretsManagerResourceTag, StringComparison.OrdinalIgnoreCase))
         {
             return ResourceTag(key[SecretsManagerResourceTag.Length..]);
         }
-        if (key.StartsWith(AwsResourceTag, StringComparison.OrdinalIgnoreCase))
-        {
-            return ResourceTag(key[AwsResourceTag.Length..]);
-        }
-        var principal = call.Principal;
-        return key.ToLowerInvariant() switch
-        {
-            "aws:principalarn" => [principal.Arn],
-            "aws:principalaccount" => [principal.AccountId],
-            "aws:principaltype" => [principal.Arn.Contains(":user/", StringComparison.Ordinal) ? "User" : "Account"],
-            "aws:currenttime" => [now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)],
-            "aws:epochtime" => [now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)],
-            "aws:securetransport" => [call.Origin?.SecureTransport == true ? "true" : "false"],
-            "aws:username" => principal.Arn.Contains(":user/", StringComparison.Ordinal) ? [principal.Arn[(principal.Arn.LastIndexOf('/') + 1)..]] : null,
-            "aws:sourceip" => call.Origin?.SourceIp is { } sourceIp ? [sourceIp] : null,
-            "aws:useragent" => call.Origin?.UserAgent is { } userAgent ? [userAgent] : null,
-            "secretsmanager:secretid" => resource.StartsWith("arn:", StringComparison.Ordinal)
-                && demand.Action.StartsWith("secretsmanager:", StringComparison.Ordinal) ? [resource] : null,
-            _ => null,
-        };
+        return key.StartsWith(AwsResourceTag, StringComparison.OrdinalIgnoreCase) ? ResourceTag(key[AwsResourceTag.Length..]) : null;
     }
 
     /// <summary>A tag of the secret; tag keys compare case-insensitively (the last of two that differ only in case wins).</summary>
     private IReadOnlyList<string>? ResourceTag(string tagKey) =>
-        secret?.Tags?.LastOrDefault(tag => string.Equals(tag.Key, tagKey, StringComparison.OrdinalIgnoreCase)) is { } tag ? [tag.Value] : null;
+        _secret?.Tags?.LastOrDefault(tag => string.Equals(tag.Key, tagKey, StringComparison.OrdinalIgnoreCase)) is { } tag ? [tag.Value] : null;
 
     private Dictionary<string, IReadOnlyList<string>> All()
     {
         var all = new Dictionary<string, IReadOnlyList<string>>(StringComparer.OrdinalIgnoreCase);
-        var tagKeys = (secret?.Tags ?? []).SelectMany(tag => new[] { SecretsManagerResourceTag + tag.Key, AwsResourceTag + tag.Key });
-        foreach (var key in FixedKeys.Concat(tagKeys).Concat(demand.Keys))
+        var tagKeys = (_secret?.Tags ?? []).SelectMany(tag => new[] { SecretsManagerResourceTag + tag.Key, AwsResourceTag + tag.Key });
+        foreach (var key in Resolvers.Keys.Concat(tagKeys).Concat(_demand.Keys))
         {
             if (TryGetValue(key, out var values))
             {
