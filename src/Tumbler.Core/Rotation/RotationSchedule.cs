@@ -149,6 +149,18 @@ public sealed partial class RotationSchedule
         }
     }
 
+    /// <summary>
+    /// The AutomaticallyAfterDays DescribeSecret reports for a ScheduleExpression: the whole days (rounded up, at least
+    /// one) from a rotation at <paramref name="lastRotation"/> to the next window. AWS answers
+    /// <c>{"AutomaticallyAfterDays": 1, "ScheduleExpression": "rate(10 hours)"}</c>, and N for rate(N days).
+    /// </summary>
+    public long DaysBetweenRotations(DateTimeOffset lastRotation) => _kind switch
+    {
+        Kind.Days => _interval,
+        Kind.Hours => 1,
+        _ => Math.Max(1, (long)Math.Ceiling((NextWindow(lastRotation).Start - lastRotation).TotalDays)),
+    };
+
     // Duration: "<hours>h", 1h to 24h (the model already checked length 2-3 and the pattern).
     private static TimeSpan? ParseDuration(string? duration)
     {

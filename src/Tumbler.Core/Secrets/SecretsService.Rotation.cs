@@ -340,6 +340,22 @@ public sealed partial class SecretsService
 
     private static RotationRulesType? RulesOf(SecretEntity secret) =>
         secret.RotationRulesJson is null ? null : JsonSerializer.Deserialize(secret.RotationRulesJson, RotationJson.Default.RotationRulesType);
+
+    /// <summary>
+    /// The RotationRules DescribeSecret and ListSecrets show: as the caller gave them, and with a ScheduleExpression
+    /// also the AutomaticallyAfterDays AWS works out from it after each rotation (so a compliance check that reads
+    /// only that member sees every schedule). The schedule itself keeps only what the caller gave.
+    /// </summary>
+    private static RotationRulesType? ReportedRulesOf(SecretEntity secret)
+    {
+        var rules = RulesOf(secret);
+        if (rules is not { ScheduleExpression: not null, AutomaticallyAfterDays: null })
+        {
+            return rules;
+        }
+        var lastRotation = secret.LastRotatedDate ?? secret.CreatedDate;
+        return rules with { AutomaticallyAfterDays = RotationSchedule.Parse(rules).DaysBetweenRotations(lastRotation) };
+    }
 }
 
 [JsonSourceGenerationOptions(DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull)]

@@ -74,6 +74,26 @@ public sealed class RotationEngineTests
     }
 
     [Fact]
+    public async Task DescribeSecret_and_ListSecrets_add_the_days_a_schedule_expression_means_and_RotateSecret_keeps_only_what_was_given()
+    {
+        var (h, _, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        await RotateAsync(h, "app", rules: new RotationRulesType { ScheduleExpression = "rate(10 hours)", Duration = "2h" });
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+
+        // AWS answers {"AutomaticallyAfterDays": 1, "ScheduleExpression": "rate(10 hours)"} for such a secret.
+        var expected = new RotationRulesType { AutomaticallyAfterDays = 1, Duration = "2h", ScheduleExpression = "rate(10 hours)" };
+        Assert.Equal(expected, (await DescribeAsync(h, "app")).RotationRules);
+        var listed = await h.Service.ListSecretsAsync(new ListSecretsRequest(), Caller, default);
+        Assert.Equal(expected, Assert.Single(listed.SecretList).RotationRules);
+
+        // The schedule is still the expression alone: rotating again with the rules as given is accepted.
+        await RotateAsync(h, "app", rules: new RotationRulesType { ScheduleExpression = "rate(10 days)" });
+        Assert.Equal(new RotationRulesType { AutomaticallyAfterDays = 10, ScheduleExpression = "rate(10 days)" }, (await DescribeAsync(h, "app")).RotationRules);
+    }
+
+    [Fact]
     public async Task A_failed_step_is_visible_retried_after_backoff_and_never_regenerates_the_pending_password()
     {
         var (h, function, engine) = await SetUpAsync();
