@@ -84,6 +84,10 @@ internal static class ExecCommand
                 var versionStage = parse.GetValue(stage);
                 var every = parse.GetValue(watch) ? Interval(parse.GetValue(interval)!) : TimeSpan.Zero;
                 int? notify = parse.GetValue(signal) is { } name ? SignalNumber(name) : null;
+                if (notify is not null && every == TimeSpan.Zero)
+                {
+                    throw new TumblerClientException("--signal works with --watch: without it nothing tells the command its secrets changed.");
+                }
                 var argv = parse.GetValue(child)!;
 
                 var (environment, versions) = await FetchAsync(api, specs, versionStage);
@@ -141,6 +145,10 @@ internal static class ExecCommand
                 continue;
             }
             var owner = specs.LastOrDefault() ?? throw new TumblerClientException($"{token.Value} belongs after the --secret it names variables for.");
+            if ((token.Value == "--prefix" ? owner.Prefix : owner.Env) is { } earlier)
+            {
+                throw new TumblerClientException($"{token.Value} is given twice for --secret {owner.SecretId} ('{earlier}' and '{value}'); give it once.");
+            }
             if (token.Value == "--prefix")
             {
                 if (value.Length > 0 && !SecretValues.IsValidEnvName(value))

@@ -41,6 +41,9 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         var clash = TumblerCli.Unique("exec-clash") + "/cfg";
         (await _cli.Run("create", "--name", clash, "--value", """{"a-b": "1", "a_b": "2"}""")).Ok();
         TumblerCli.OneLineError(await _cli.Run("exec", "--secret", clash, "--", "true"), $"tumbler: keys 'a-b' and 'a_b' of secret {clash} both give CFG_A_B; rename one");
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", token, "--env", "A", "--env", "B", "--", "true"),
+            $"tumbler: --env is given twice for --secret {token} ('A' and 'B'); give it once.");
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--signal", "HUP", "--", "true"), "tumbler: --signal works with --watch");
         var missingSecret = TumblerCli.Unique("exec-missing");
         var notFound = await _cli.Run("exec", "--secret", db, "--secret", missingSecret, "--", "true");
         TumblerCli.OneLineError(notFound, "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
