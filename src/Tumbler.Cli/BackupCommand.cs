@@ -77,13 +77,18 @@ internal static class BackupCommand
 
         public bool Requested(ParseResult parse) => parse.GetValue(_from) is not null;
 
-        public async Task<int> RunAsync(ParseResult parse, CancellationToken ct)
+        /// <param name="secretGiven">A SECRET was named too: refused, as it is not clear which restore was meant.</param>
+        public async Task<int> RunAsync(ParseResult parse, bool secretGiven, CancellationToken ct)
         {
             var backup = parse.GetValue(_from)!;
             var directory = parse.GetValue(_dataDir);
             var keyFile = parse.GetValue(_rootKeyFile);
             try
             {
+                if (secretGiven)
+                {
+                    throw new BackupException("--from restores a backup into a new data directory and names no secret; to cancel a secret's deletion, leave out --from.");
+                }
                 if (directory is null)
                 {
                     throw new BackupException("--from needs --data-dir: the new data directory to restore into.");

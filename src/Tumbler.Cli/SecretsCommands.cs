@@ -53,6 +53,8 @@ internal static class SecretsCommands
 
         public string Get(ParseResult parse) =>
             parse.GetValue(_option) ?? parse.GetValue(_argument) ?? throw new TumblerClientException("which secret? Give its name or ARN (--secret-id).");
+
+        public bool Given(ParseResult parse) => parse.GetValue(_option) is not null || parse.GetValue(_argument) is not null;
     }
 
     /// <summary>--value / --value-file (a path, or '-' for standard input) / --binary.</summary>
@@ -407,7 +409,7 @@ internal static class SecretsCommands
         var common = new Common(command);
         var id = new SecretId(command);
         var data = new BackupCommand.DataRestore(command);
-        command.SetAction((parse, ct) => data.Requested(parse) ? data.RunAsync(parse, ct) : ClientRunner.RunAsync(common.Connection, parse, async api =>
+        command.SetAction((parse, ct) => data.Requested(parse) ? data.RunAsync(parse, secretGiven: id.Given(parse), ct) : ClientRunner.RunAsync(common.Connection, parse, async api =>
         {
             var answer = await api.CallAsync("RestoreSecret", new JsonObject { ["SecretId"] = id.Get(parse) });
             if (common.Json(parse))

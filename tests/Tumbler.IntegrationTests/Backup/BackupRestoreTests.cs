@@ -209,6 +209,11 @@ public sealed class BackupRestoreTests
         AssertRefused(await Tumbler("restore", "--from", backupFile, "--data-dir", occupied), "is not empty");
         Assert.Equal(["keep.txt"], Directory.GetFileSystemEntries(occupied).Select(Path.GetFileName));
 
+        // A secret named too: which restore was meant is not clear.
+        var unclear = Path.Combine(temp.Path, "unclear");
+        AssertRefused(await Tumbler("restore", "prod/app/db", "--from", backupFile, "--data-dir", unclear), "names no secret");
+        Assert.False(Directory.Exists(unclear));
+
         // Not a backup at all, a truncated one, a damaged one.
         var text = Path.Combine(temp.Path, "notes.txt");
         await File.WriteAllTextAsync(text, "hello, not a database\n");
