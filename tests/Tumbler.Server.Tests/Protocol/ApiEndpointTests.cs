@@ -18,6 +18,35 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task A_listing_answered_from_rendered_entries_follows_every_kind_of_write()
+    {
+        // ListSecrets answers repeat pages from entries rendered once per cached secret: each write must show.
+        var prefix = "listed-" + Guid.NewGuid().ToString("N")[..8];
+        var name = prefix + "/app";
+        await fixture.CallAsync("CreateSecret", new { Name = name, SecretString = "v1", ClientRequestToken = Guid.NewGuid().ToString() });
+        async Task<JsonElement> ListedAsync()
+        {
+            var page = await fixture.CallAsync("ListSecrets", new { Filters = new[] { new { Key = "name", Values = new[] { prefix } } } });
+            return Assert.Single(page.GetProperty("SecretList").EnumerateArray());
+        }
+        Assert.False((await ListedAsync()).TryGetProperty("Description", out _));
+        Assert.False((await ListedAsync()).TryGetProperty("Tags", out _)); // the same page again, from the cache
+
+        await fixture.CallAsync("UpdateSecret", new { SecretId = name, Description = "changed" });
+        Assert.Equal("changed", (await ListedAsync()).GetProperty("Description").GetString());
+        await fixture.CallAsync("TagResource", new { SecretId = name, Tags = new[] { new { Key = "team", Value = "payments" } } });
+        Assert.Equal("payments", (await ListedAsync()).GetProperty("Tags")[0].GetProperty("Value").GetString());
+        var v2 = Guid.NewGuid().ToString();
+        await fixture.CallAsync("PutSecretValue", new { SecretId = name, SecretString = "v2", ClientRequestToken = v2 });
+        var stages = (await ListedAsync()).GetProperty("SecretVersionsToStages");
+        Assert.Equal("AWSCURRENT", stages.GetProperty(v2)[0].GetString());
+        Assert.Equal(2, stages.EnumerateObject().Count());
+        await fixture.CallAsync("DeleteSecret", new { SecretId = name, RecoveryWindowInDays = 7 });
+        Assert.Empty((await fixture.CallAsync("ListSecrets", new { Filters = new[] { new { Key = "name", Values = new[] { prefix } } } }))
+            .GetProperty("SecretList").EnumerateArray());
+    }
+
+    [Fact]
     public async Task Success_answers_carry_the_json_content_type_a_request_id_a_date_and_numeric_timestamps()
     {
         await fixture.CallAsync("CreateSecret", new { Name = "wire/ok", SecretString = "v", ClientRequestToken = Guid.NewGuid().ToString() });
