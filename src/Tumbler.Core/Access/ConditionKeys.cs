@@ -34,6 +34,7 @@ internal sealed class ConditionKeys(CallContext call, Demand demand, string reso
             ["aws:CurrentTime"] = keys => [keys._now.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)],
             ["aws:EpochTime"] = keys => [keys._now.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture)],
             ["aws:SecureTransport"] = keys => [keys._call.Origin?.SecureTransport == true ? "true" : "false"],
+            ["aws:RequestedRegion"] = keys => [keys._call.Region],
             ["aws:username"] = keys => keys._call.Principal.Arn is var arn && arn.Contains(":user/", StringComparison.Ordinal)
                 ? [arn[(arn.LastIndexOf('/') + 1)..]]
                 : null,

@@ -29,6 +29,7 @@ public sealed class ConditionKeysTests
         { "DateGreaterThan", "aws:CurrentTime", "2026-11-29T12:00:00Z" },
         { "NumericEquals", "aws:EpochTime", Now.ToUnixTimeSeconds().ToString() },
         { "Bool", "aws:SecureTransport", "true" },
+        { "StringEquals", "aws:RequestedRegion", "us-east-1" }, // the region the request was signed for
         { "IpAddress", "aws:SourceIp", "10.1.2.0/24" },
         { "StringLike", "aws:UserAgent", "aws-cli/2*" },
         { "StringEquals", "secretsmanager:SecretId", PolicyTestKit.SecretArn },
