@@ -42,6 +42,10 @@ public class HotPathBenchmarks
     private PolicyDocument[] _identityPolicies = null!;
     private PolicyDocument _resourcePolicy = null!;
     private AccessRequest _accessRequest = null!;
+    private AccessControl _access = null!;
+    private CallContext _call = null!;
+    private readonly Demand _describe = Demand.SecretsManager("DescribeSecret");
+    private SecretEntity _taggedSecret = null!;
 
     [GlobalSetup]
     public async Task SetupAsync()
@@ -151,6 +155,17 @@ public class HotPathBenchmarks
         {
             throw new InvalidOperationException("the benchmark policy should allow the request");
         }
+        _access = new AccessControl(new FixedTime(Now));
+        _call = new CallContext(Region, Principal.User("arn:aws:iam::123456789012:user/alice", Account, "AKIAEXAMPLEUSER00001", _identityPolicies),
+            new RequestOrigin("10.1.2.3", SecureTransport: true, UserAgent: "aws-cli/2.15.0"));
+        _taggedSecret = new SecretEntity
+        {
+            Region = Region, Name = "bench/secret-000042", Arn = Arn, CreatedDate = Now, LastChangedDate = Now, Tags = [new SecretTag("team", "ops")],
+        };
+        if (!CheckAccess())
+        {
+            throw new InvalidOperationException("the benchmark policy should allow the IAM user to describe the secret");
+        }
     }
 
     [GlobalCleanup]
@@ -189,8 +204,21 @@ public class HotPathBenchmarks
         return _buffer.WrittenCount;
     }
 
+    [Benchmark(Description = "JSON: the same page from entries rendered before (as ListSecrets answers a cached page)")]
+    public int WriteRenderedListPage()
+    {
+        _buffer.ResetWrittenCount();
+        using var writer = new Utf8JsonWriter(_buffer);
+        ListSecretsJson.Write(writer, _listPage);
+        writer.Flush();
+        return _buffer.WrittenCount;
+    }
+
     [Benchmark(Description = "Policy evaluation (identity + resource policy)")]
     public PolicyDecision EvaluatePolicy() => PolicyEvaluator.Evaluate(_identityPolicies, _resourcePolicy, _accessRequest);
+
+    [Benchmark(Description = "Access check of an IAM user through AccessControl, condition keys included (ListSecrets makes one per secret)")]
+    public bool CheckAccess() => _access.IsAllowed(_call, _describe, Arn, _taggedSecret);
 
     private sealed class FixedCredential(AccessKeyCredential credential) : ICredentialLookup
     {
