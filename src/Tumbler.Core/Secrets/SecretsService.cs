@@ -843,11 +843,18 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     private static ServiceException TokenInUse(string token, SecretEntity secret) => new(ErrorCodes.ResourceExists,
         $"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {secret.Arn}.");
 
-    /// <summary>Adds tags in order; a key already present keeps its place and takes the new value.</summary>
+    /// <summary>
+    /// Adds tags in order; a key already present keeps its place and takes the new value. A key that differs from one
+    /// the secret has only in case is refused (see <see cref="CaseOnlyDifference"/>).
+    /// </summary>
     private static List<SecretTag> MergeTags(List<SecretTag> tags, IReadOnlyList<Tag> added)
     {
         foreach (var tag in added)
         {
+            if (tags.Find(t => CaseOnlyDifference(t.Key, tag.Key!)) is { } existing)
+            {
+                throw CaseOnlyDifferenceError(existing.Key, tag.Key!);
+            }
             var index = tags.FindIndex(t => t.Key == tag.Key);
             var replacement = new SecretTag(tag.Key!, tag.Value ?? "");
             if (index >= 0)
@@ -861,6 +868,17 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }
         return tags;
     }
+
+    /// <summary>
+    /// Tag keys that differ only in case ("Team" and "team"): AWS keeps both, but policy conditions on tags
+    /// (aws:ResourceTag/KEY, aws:RequestTag/KEY) match key names case-insensitively and would see only one of them, so a
+    /// caller allowed to tag could add "team" to slip past a Deny on "Team". Tumbler refuses the second key.
+    /// </summary>
+    private static bool CaseOnlyDifference(string key, string other) =>
+        !string.Equals(key, other, StringComparison.Ordinal) && string.Equals(key, other, StringComparison.OrdinalIgnoreCase);
+
+    private static ServiceException CaseOnlyDifferenceError(string key, string other) => ServiceException.InvalidParameter(
+        $"The tag keys '{key}' and '{other}' differ only in case; policy conditions on tags cannot tell such keys apart, so a secret takes only one of them.");
 
     private void ValidateTags(IReadOnlyList<Tag>? tags)
     {
@@ -876,6 +894,16 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 .Length(tags[i]?.Value, $"{member}.value", 0, 256);
         }
         validator.ThrowIfInvalid();
+        for (var i = 0; i < tags.Count; i++)
+        {
+            for (var j = 0; j < i; j++)
+            {
+                if (CaseOnlyDifference(tags[j].Key!, tags[i].Key!))
+                {
+                    throw CaseOnlyDifferenceError(tags[j].Key!, tags[i].Key!);
+                }
+            }
+        }
         if (tags.Select(t => t.Key).Distinct(StringComparer.Ordinal).Count() > options.MaxTagsPerSecret)
         {
             throw ServiceException.InvalidParameter($"A secret can have at most {options.MaxTagsPerSecret} tags.");

@@ -55,6 +55,9 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
     private static string Allow(string action, string resource, string condition = "") =>
         $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "{{action}}", "Resource": "{{resource}}"{{(condition.Length > 0 ? ", \"Condition\": " + condition : "")}}}]}""";
 
+    private static string DenyWhen(string action, string condition) =>
+        $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "{{action}}", "Resource": "*", "Condition": {{condition}}}]}""";
+
     private static string Deny(string action, string resource) =>
         $$"""{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "{{action}}", "Resource": "{{resource}}"}]}""";
 
@@ -223,6 +226,31 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
         Assert.Equal(["ac/tags/blue"], filteredAnswer.GetProperty("SecretValues").EnumerateArray().Select(v => v.GetProperty("Name").GetString()));
         Assert.Empty(filteredAnswer.GetProperty("Errors").EnumerateArray());
         Assert.DoesNotContain("ac/tags/red", filtered.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_tag_key_differing_only_in_case_cannot_slip_past_a_deny_on_the_tag()
+    {
+        // Tag conditions match key names case-insensitively, so "team" beside "Team" would hide one of them.
+        await CreateSecretAsync("ac/case/locked", "locked-value", """[{"Key": "Team", "Value": "locked"}]""");
+        var tagger = await NewUserAsync("ac-case",
+            Allow("secretsmanager:*", "*"),
+            DenyWhen("secretsmanager:GetSecretValue", """{"StringEquals": {"aws:ResourceTag/Team": "locked"}}"""),
+            DenyWhen("secretsmanager:CreateSecret", """{"StringEquals": {"aws:RequestTag/Team": "admins"}}"""));
+        Assert.Equal("AccessDeniedException", (await CallAs(tagger, "GetSecretValue", """{"SecretId": "ac/case/locked"}""")).Type);
+
+        var tagged = await CallAs(tagger, "TagResource", """{"SecretId": "ac/case/locked", "Tags": [{"Key": "team", "Value": "open"}]}""");
+        Assert.Equal("InvalidParameterException", tagged.Type);
+        Assert.StartsWith("The tag keys 'Team' and 'team' differ only in case", MessageOf(tagged.Body), StringComparison.Ordinal);
+        Assert.Equal("AccessDeniedException", (await CallAs(tagger, "GetSecretValue", """{"SecretId": "ac/case/locked"}""")).Type);
+        var described = await fixture.CallAsync("DescribeSecret", new { SecretId = "ac/case/locked" });
+        Assert.Equal(["Team"], described.GetProperty("Tags").EnumerateArray().Select(t => t.GetProperty("Key").GetString()));
+
+        var tags = """[{"Key": "Team", "Value": "admins"}, {"Key": "team", "Value": "x"}]""";
+        var created = await CallAs(tagger, "CreateSecret", $$"""{"Name": "ac/case/new", "SecretString": "v", "ClientRequestToken": "{{Guid.NewGuid()}}", "Tags": {{tags}}}""");
+        Assert.Equal("InvalidParameterException", created.Type);
+        using var missing = await fixture.SendAsync("DescribeSecret", """{"SecretId": "ac/case/new"}""");
+        Assert.Contains("ResourceNotFoundException", await missing.Content.ReadAsStringAsync(), StringComparison.Ordinal);
     }
 
     [Fact]
