@@ -78,7 +78,7 @@ public sealed partial class RotationSchedule
         if (rules.AutomaticallyAfterDays is not null && rules.ScheduleExpression is not null)
         {
             throw ServiceException.InvalidParameter(
-                "You can't specify both AutomaticallyAfterDays and ScheduleExpression in RotationRules; use one of them.");
+                "You cannot specify both rotation frequency and schedule expression together."); // AWS's text
         }
         var echo = new RotationRulesType
         {

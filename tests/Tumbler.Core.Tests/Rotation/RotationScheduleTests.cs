@@ -339,7 +339,7 @@ public class RotationScheduleTests
     public void Both_or_neither_of_AutomaticallyAfterDays_and_ScheduleExpression_is_rejected()
     {
         var both = AssertRejected(new RotationRulesType { AutomaticallyAfterDays = 30, ScheduleExpression = "rate(30 days)" });
-        Assert.Contains("both", both.Message, StringComparison.Ordinal);
+        Assert.Equal("You cannot specify both rotation frequency and schedule expression together.", both.Message); // AWS's text
 
         var neither = AssertRejected(new RotationRulesType());
         Assert.Contains("either", neither.Message, StringComparison.Ordinal);
