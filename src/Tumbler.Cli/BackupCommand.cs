@@ -75,16 +75,23 @@ internal static class BackupCommand
             command.Options.Add(_rootKeyFile);
         }
 
-        public bool Requested(ParseResult parse) => parse.GetValue(_from) is not null;
+        /// <summary>True when --from, or one of the options that only go with it, was given.</summary>
+        public bool Requested(ParseResult parse) =>
+            parse.GetValue(_from) is not null || parse.GetValue(_dataDir) is not null || parse.GetValue(_rootKeyFile) is not null;
 
         /// <param name="secretGiven">A SECRET was named too: refused, as it is not clear which restore was meant.</param>
         public async Task<int> RunAsync(ParseResult parse, bool secretGiven, CancellationToken ct)
         {
-            var backup = parse.GetValue(_from)!;
+            var backup = parse.GetValue(_from);
             var directory = parse.GetValue(_dataDir);
             var keyFile = parse.GetValue(_rootKeyFile);
             try
             {
+                if (backup is null)
+                {
+                    // Without it, a forgotten --from would cancel a secret's deletion on the default endpoint instead.
+                    throw new BackupException("--data-dir and --root-key-file restore a backup: name it with --from FILE.");
+                }
                 if (secretGiven)
                 {
                     throw new BackupException("--from restores a backup into a new data directory and names no secret; to cancel a secret's deletion, leave out --from.");

@@ -88,6 +88,10 @@ internal static class ExecCommand
                 {
                     throw new TumblerClientException("--signal works with --watch: without it nothing tells the command its secrets changed.");
                 }
+                if (parse.GetResult(interval) is { Implicit: false } && every == TimeSpan.Zero)
+                {
+                    throw new TumblerClientException("--watch-interval works with --watch: without it the secrets are read once.");
+                }
                 var argv = parse.GetValue(child)!;
 
                 var (environment, versions) = await FetchAsync(api, specs, versionStage);

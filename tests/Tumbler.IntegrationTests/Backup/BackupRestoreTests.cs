@@ -212,6 +212,9 @@ public sealed class BackupRestoreTests
         // A secret named too: which restore was meant is not clear.
         var unclear = Path.Combine(temp.Path, "unclear");
         AssertRefused(await Tumbler("restore", "prod/app/db", "--from", backupFile, "--data-dir", unclear), "names no secret");
+        // A forgotten --from: the backup's options must not turn into RestoreSecret on the default endpoint.
+        AssertRefused(await Tumbler("restore", "prod/app/db", "--data-dir", unclear), "name it with --from");
+        AssertRefused(await Tumbler("restore", "--root-key-file", backupFile), "name it with --from");
         Assert.False(Directory.Exists(unclear));
 
         // Not a backup at all, a truncated one, a damaged one.

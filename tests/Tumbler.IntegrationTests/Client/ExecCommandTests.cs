@@ -44,6 +44,7 @@ public sealed class ExecCommandTests(TumblerServerFixture fixture) : IClassFixtu
         TumblerCli.OneLineError(await _cli.Run("exec", "--secret", token, "--env", "A", "--env", "B", "--", "true"),
             $"tumbler: --env is given twice for --secret {token} ('A' and 'B'); give it once.");
         TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--signal", "HUP", "--", "true"), "tumbler: --signal works with --watch");
+        TumblerCli.OneLineError(await _cli.Run("exec", "--secret", db, "--watch-interval", "5s", "--", "true"), "tumbler: --watch-interval works with --watch");
         var missingSecret = TumblerCli.Unique("exec-missing");
         var notFound = await _cli.Run("exec", "--secret", db, "--secret", missingSecret, "--", "true");
         TumblerCli.OneLineError(notFound, "An error occurred (ResourceNotFoundException) when calling the GetSecretValue operation");
