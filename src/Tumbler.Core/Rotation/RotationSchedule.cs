@@ -151,15 +151,23 @@ public sealed partial class RotationSchedule
 
     /// <summary>
     /// The AutomaticallyAfterDays DescribeSecret reports for a ScheduleExpression: the whole days (rounded up, at least
-    /// one) from a rotation at <paramref name="lastRotation"/> to the next window. AWS answers
+    /// one) between the next two windows after a rotation at <paramref name="lastRotation"/>, so a yearly cron reads
+    /// 365 however long ago the secret was made. AWS answers
     /// <c>{"AutomaticallyAfterDays": 1, "ScheduleExpression": "rate(10 hours)"}</c>, and N for rate(N days).
     /// </summary>
-    public long DaysBetweenRotations(DateTimeOffset lastRotation) => _kind switch
+    public long DaysBetweenRotations(DateTimeOffset lastRotation)
     {
-        Kind.Days => _interval,
-        Kind.Hours => 1,
-        _ => Math.Max(1, (long)Math.Ceiling((NextWindow(lastRotation).Start - lastRotation).TotalDays)),
-    };
+        switch (_kind)
+        {
+            case Kind.Days:
+                return _interval;
+            case Kind.Hours:
+                return 1;
+            default:
+                var next = NextWindow(lastRotation).Start;
+                return Math.Max(1, (long)Math.Ceiling((NextWindow(next).Start - next).TotalDays));
+        }
+    }
 
     // Duration: "<hours>h", 1h to 24h (the model already checked length 2-3 and the pattern).
     private static TimeSpan? ParseDuration(string? duration)

@@ -325,10 +325,12 @@ public class RotationScheduleTests
     [InlineData("rate(1 day)", "2024-06-05T23:59:00Z", 1)]
     [InlineData("rate(10 hours)", "2024-06-05T10:30:00Z", 1)] // as AWS answers for rate(10 hours)
     [InlineData("cron(0 10 * * ? *)", "2024-06-05T10:30:00Z", 1)]
-    [InlineData("cron(0 18 ? * SAT *)", "2024-06-08T18:30:00Z", 7)] // 6 days 23.5 hours, rounded up
-    [InlineData("cron(0 16 1,15 * ? *)", "2024-06-01T16:10:00Z", 14)]
-    [InlineData("cron(0 16 1,15 * ? *)", "2024-06-15T16:10:00Z", 16)] // to July 1st
-    public void An_expression_reports_the_whole_days_from_a_rotation_to_the_next_window(string expression, string lastRotation, long days)
+    [InlineData("cron(0 /8 * * ? *)", "2024-06-05T10:30:00Z", 1)]
+    [InlineData("cron(0 18 ? * SAT *)", "2024-06-05T10:30:00Z", 7)]
+    [InlineData("cron(0 16 1,15 * ? *)", "2024-06-01T16:10:00Z", 16)] // June 15th to July 1st
+    [InlineData("cron(0 16 1,15 * ? *)", "2024-06-15T16:10:00Z", 14)] // July 1st to 15th
+    [InlineData("cron(0 0 1 1 ? *)", "2024-12-01T00:00:00Z", 365)] // not the 31 days to the next window
+    public void An_expression_reports_the_whole_days_between_its_next_two_windows(string expression, string lastRotation, long days)
     {
         Assert.Equal(days, Schedule(expression).DaysBetweenRotations(At(lastRotation)));
     }
