@@ -63,9 +63,9 @@ internal sealed class ConditionKeys(CallContext call, Demand demand, string reso
         return key.StartsWith(AwsResourceTag, StringComparison.OrdinalIgnoreCase) ? ResourceTag(key[AwsResourceTag.Length..]) : null;
     }
 
-    /// <summary>A tag of the secret; tag keys compare case-insensitively (the last of two that differ only in case wins).</summary>
+    /// <summary>A tag of the secret; tag keys compare case-insensitively (SecretsService refuses two that differ only in case).</summary>
     private IReadOnlyList<string>? ResourceTag(string tagKey) =>
-        _secret?.Tags?.LastOrDefault(tag => string.Equals(tag.Key, tagKey, StringComparison.OrdinalIgnoreCase)) is { } tag ? [tag.Value] : null;
+        _secret?.Tags?.FirstOrDefault(tag => string.Equals(tag.Key, tagKey, StringComparison.OrdinalIgnoreCase)) is { } tag ? [tag.Value] : null;
 
     private Dictionary<string, IReadOnlyList<string>> All()
     {
