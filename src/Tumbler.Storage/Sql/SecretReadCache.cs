@@ -18,6 +18,7 @@ internal sealed class SecretReadCache
 {
     public const long BudgetBytes = 32L * 1024 * 1024;
     private const int EntryOverheadBytes = 256;
+    private const int ListingBytesPerSecret = 1024;
 
     private readonly ConcurrentDictionary<(string Region, string Key, bool ByArn), Entry<SecretEntity>> _secrets = new();
     private readonly ConcurrentDictionary<(long SecretKey, string VersionId), Entry<byte[]>> _values = new();
@@ -62,7 +63,8 @@ internal sealed class SecretReadCache
 
     public void PutPage(long epoch, PageRequest request, IReadOnlyList<SecretEntity> page)
     {
-        Charge(page.Sum(Cost));
+        // ListSecrets keeps each listed secret's entry and rendered JSON for as long as the secret object lives.
+        Charge(page.Sum(Cost) + page.Count * ListingBytesPerSecret);
         _pages[request] = new Entry<IReadOnlyList<SecretEntity>>(epoch, page);
     }
 
