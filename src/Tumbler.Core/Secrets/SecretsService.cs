@@ -219,7 +219,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 {
                     throw TokenInUse(token, secret);
                 }
-                return new PutSecretValueResponse { ARN = secret.Arn, Name = secret.Name, VersionId = token, VersionStages = [.. version.Labels] };
+                return new PutSecretValueResponse { ARN = secret.Arn, Name = secret.Name, VersionId = token, VersionStages = StagesOf(version) };
             }
 
             var snapshot = LabelSnapshot(secret);
@@ -508,7 +508,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             Versions = page.Select(v => new SecretVersionsListEntry
             {
                 VersionId = v.VersionId,
-                VersionStages = v.IsDeprecated ? null : [.. v.Labels],
+                VersionStages = StagesOf(v),
                 CreatedDate = v.CreatedDate,
                 LastAccessedDate = v.LastAccessedDate,
                 KmsKeyIds = v.KeyId is null ? null : [keys.DisplayKeyId(v.KeyId)],
@@ -693,7 +693,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             VersionId = version.VersionId,
             SecretString = value.Text,
             SecretBinary = value.Binary,
-            VersionStages = [.. version.Labels],
+            VersionStages = StagesOf(version),
             CreatedDate = version.CreatedDate,
         };
     }
@@ -822,6 +822,9 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     private static VersionEntity VersionOrThrow(SecretEntity secret, string versionId) =>
         secret.Versions.Find(v => v.VersionId == versionId)
             ?? throw ServiceException.InvalidParameter($"The version {versionId} doesn't exist in secret {secret.Arn}.");
+
+    /// <summary>A version's labels as answers give them: a deprecated (unlabelled) version has no VersionStages member, as AWS answers.</summary>
+    private static IReadOnlyList<string>? StagesOf(VersionEntity version) => version.IsDeprecated ? null : [.. version.Labels];
 
     private static Dictionary<string, IReadOnlyList<string>>? VersionsToStages(SecretEntity secret)
     {

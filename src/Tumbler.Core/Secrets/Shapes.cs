@@ -71,7 +71,8 @@ public sealed record GetSecretValueResponse
     public required string VersionId { get; init; }
     public byte[]? SecretBinary { get; init; }
     public string? SecretString { get; init; }
-    public required IReadOnlyList<string> VersionStages { get; init; }
+    /// <summary>Absent for a deprecated (unlabelled) version.</summary>
+    public IReadOnlyList<string>? VersionStages { get; init; }
     public required Timestamp CreatedDate { get; init; }
 }
 
@@ -90,7 +91,7 @@ public sealed record SecretValueEntry
     public required string VersionId { get; init; }
     public byte[]? SecretBinary { get; init; }
     public string? SecretString { get; init; }
-    public required IReadOnlyList<string> VersionStages { get; init; }
+    public IReadOnlyList<string>? VersionStages { get; init; }
     public required Timestamp CreatedDate { get; init; }
 }
 
@@ -123,7 +124,8 @@ public sealed record PutSecretValueResponse
     public required string ARN { get; init; }
     public required string Name { get; init; }
     public required string VersionId { get; init; }
-    public required IReadOnlyList<string> VersionStages { get; init; }
+    /// <summary>Absent when a repeated request names a version that has since lost every label.</summary>
+    public IReadOnlyList<string>? VersionStages { get; init; }
 }
 
 public sealed record UpdateSecretRequest

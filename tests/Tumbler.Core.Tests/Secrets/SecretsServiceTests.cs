@@ -84,6 +84,11 @@ public sealed class SecretsServiceTests
         var versions = await h.Service.ListSecretVersionIdsAsync(new ListSecretVersionIdsRequest { SecretId = "busy", IncludeDeprecated = true }, Caller, default);
         Assert.Equal(4, versions.Versions.Count); // v0 pruned: two deprecated, AWSPREVIOUS, AWSCURRENT
         Assert.Equal(2, versions.Versions.Count(v => v.VersionStages is null));
+
+        // Read by id, a deprecated version has no VersionStages member either (not an empty list).
+        var deprecated = versions.Versions.First(v => v.VersionStages is null).VersionId;
+        var read = await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "busy", VersionId = deprecated }, Caller, default);
+        Assert.Null(read.VersionStages);
     }
 
     [Fact]
