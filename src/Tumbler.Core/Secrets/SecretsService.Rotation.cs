@@ -98,6 +98,9 @@ public sealed partial class SecretsService
         return response;
     }
 
+    /// <summary><see cref="RotationJob.StepsDone"/> once createSecret and setSecret have completed.</summary>
+    private const int SetSecretDone = 2;
+
     public async Task<RotationResponse> CancelRotateSecretAsync(SecretIdRequest request, CallContext context, CancellationToken ct)
     {
         ValidateSecretId(request.SecretId);
@@ -111,6 +114,16 @@ public sealed partial class SecretsService
             }
             // As on AWS, the pending version keeps its AWSPENDING label: the caller removes it.
             var job = await writer.FindRotationAsync(secret.Key);
+            if (job is { RotateImmediately: true, StepsDone: >= SetSecretDone })
+            {
+                // Unlike AWS: past setSecret the database may already take only the pending password (a single-user
+                // rotation), and a cancelled rotation leaves that version for the caller to strip of AWSPENDING,
+                // after which no version holds the password that works.
+                throw ServiceException.InvalidRequest(
+                    $"The rotation of {secret.Name} is past setSecret: the database may already use the password of the pending version {job.Token}, "
+                    + "so cancelling could lock applications out. Let the rotation finish (RotateSecret retries it now), or make that version "
+                    + $"current with UpdateSecretVersionStage (VersionStage AWSCURRENT, MoveToVersionId {job.Token}).");
+            }
             if (job is not null)
             {
                 await writer.DeleteRotationAsync(secret.Key);

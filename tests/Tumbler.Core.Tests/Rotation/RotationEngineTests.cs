@@ -230,6 +230,43 @@ public sealed class RotationEngineTests
     }
 
     [Fact]
+    public async Task CancelRotateSecret_is_refused_past_setSecret_where_the_pending_password_may_be_the_only_one_that_works()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var token = (await RotateAsync(h, "app")).VersionId!;
+        function.Failing.Add(RotationStep.TestSecret); // setSecret done: a single-user database now takes the pending password
+        await engine.RunOnceAsync(default);
+        Assert.Equal("testSecret", (await DescribeAsync(h, "app")).TumblerRotationStatus!.NextStep);
+
+        var refused = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app" }, Caller, default));
+        Assert.Equal(ErrorCodes.InvalidRequest, refused.ErrorCode);
+        Assert.Contains($"past setSecret: the database may already use the password of the pending version {token}", refused.Message, StringComparison.Ordinal);
+        var described = await DescribeAsync(h, "app");
+        Assert.True(described.RotationEnabled);
+        Assert.Equal(["AWSPENDING"], described.VersionIdsToStages![token]);
+
+        // The way out the message gives: the pending version made current ends the rotation.
+        var current = described.VersionIdsToStages.Single(p => p.Value.Contains("AWSCURRENT")).Key;
+        await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "app", VersionStage = "AWSCURRENT", MoveToVersionId = token, RemoveFromVersionId = current,
+        }, Caller, default);
+        function.Failing.Clear();
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        await engine.RunOnceAsync(default);
+        Assert.Null((await DescribeAsync(h, "app")).TumblerRotationStatus);
+        Assert.Equal(token, (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).VersionId);
+
+        // Before setSecret (a rotation failing on its value, say) cancelling is still allowed, as on AWS.
+        var second = (await RotateAsync(h, "app")).VersionId!;
+        function.Failing.Add(RotationStep.SetSecret);
+        await engine.RunOnceAsync(default);
+        Assert.Equal(second, (await h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app" }, Caller, default)).VersionId);
+    }
+
+    [Fact]
     public async Task A_rotation_function_cannot_touch_other_secrets()
     {
         var (h, function, engine) = await SetUpAsync();
