@@ -101,6 +101,27 @@ public sealed partial class SecretsService
     /// <summary><see cref="RotationJob.StepsDone"/> once createSecret and setSecret have completed.</summary>
     private const int SetSecretDone = 2;
 
+    /// <summary>
+    /// Past setSecret a single-user database may take only the pending version's password, so nothing may leave that
+    /// version without AWSPENDING (unless it became AWSCURRENT): no version would hold the password that works.
+    /// </summary>
+    private static ServiceException PastSetSecret(SecretEntity secret, RotationJob job, string action) => ServiceException.InvalidRequest(
+        $"The rotation of {secret.Name} is past setSecret: the database may already use the password of the pending version {job.Token}, "
+        + $"so {action} could lock applications out. Let the rotation finish (RotateSecret retries it now), or make that version "
+        + $"current with UpdateSecretVersionStage (VersionStage AWSCURRENT, MoveToVersionId {job.Token}).");
+
+    /// <summary>Refuses a label change that takes AWSPENDING off a rotation's version past setSecret (see <see cref="PastSetSecret"/>).</summary>
+    private static async Task RefuseToStrandRotationAsync(ISecretWriter writer, SecretEntity secret, Dictionary<string, string> labelsBefore)
+    {
+        var stranded = secret.Versions.Find(v => !v.Labels.Contains(StagingLabels.Pending) && !v.Labels.Contains(StagingLabels.Current)
+            && labelsBefore.TryGetValue(v.VersionId, out var before) && before.Split('\n').Contains(StagingLabels.Pending));
+        if (stranded is not null && await writer.FindRotationAsync(secret.Key) is { RotateImmediately: true, StepsDone: >= SetSecretDone } job
+            && job.Token == stranded.VersionId)
+        {
+            throw PastSetSecret(secret, job, "moving AWSPENDING off it");
+        }
+    }
+
     public async Task<RotationResponse> CancelRotateSecretAsync(SecretIdRequest request, CallContext context, CancellationToken ct)
     {
         ValidateSecretId(request.SecretId);
@@ -116,13 +137,8 @@ public sealed partial class SecretsService
             var job = await writer.FindRotationAsync(secret.Key);
             if (job is { RotateImmediately: true, StepsDone: >= SetSecretDone })
             {
-                // Unlike AWS: past setSecret the database may already take only the pending password (a single-user
-                // rotation), and a cancelled rotation leaves that version for the caller to strip of AWSPENDING,
-                // after which no version holds the password that works.
-                throw ServiceException.InvalidRequest(
-                    $"The rotation of {secret.Name} is past setSecret: the database may already use the password of the pending version {job.Token}, "
-                    + "so cancelling could lock applications out. Let the rotation finish (RotateSecret retries it now), or make that version "
-                    + $"current with UpdateSecretVersionStage (VersionStage AWSCURRENT, MoveToVersionId {job.Token}).");
+                // Unlike AWS: a cancelled rotation leaves its version for the caller to strip of AWSPENDING.
+                throw PastSetSecret(secret, job, "cancelling it");
             }
             if (job is not null)
             {

@@ -783,9 +783,13 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     private static Dictionary<string, string> LabelSnapshot(SecretEntity secret) =>
         secret.Versions.ToDictionary(v => v.VersionId, v => string.Join('\n', v.Labels));
 
-    /// <summary>Writes the labels of every version whose labels changed (except <paramref name="alreadyWritten"/>).</summary>
+    /// <summary>
+    /// Writes the labels of every version whose labels changed (except <paramref name="alreadyWritten"/>), unless the
+    /// change takes AWSPENDING off a rotation past setSecret.
+    /// </summary>
     private static async Task SaveLabelChangesAsync(ISecretWriter writer, SecretEntity secret, Dictionary<string, string> snapshot, VersionEntity? alreadyWritten)
     {
+        await RefuseToStrandRotationAsync(writer, secret, snapshot);
         foreach (var version in secret.Versions)
         {
             if (version != alreadyWritten && snapshot.TryGetValue(version.VersionId, out var before) && before != string.Join('\n', version.Labels))

@@ -246,6 +246,15 @@ public sealed class RotationEngineTests
         var described = await DescribeAsync(h, "app");
         Assert.True(described.RotationEnabled);
         Assert.Equal(["AWSPENDING"], described.VersionIdsToStages![token]);
+        // Nor may AWSPENDING leave that version by hand, which would strand the rotation the same way.
+        var unlabel = await Assert.ThrowsAsync<ServiceException>(() => h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "app", VersionStage = "AWSPENDING", RemoveFromVersionId = token,
+        }, Caller, default));
+        Assert.Contains("so moving AWSPENDING off it could lock applications out", unlabel.Message, StringComparison.Ordinal);
+        var moved = await Assert.ThrowsAsync<ServiceException>(() => h.PutAsync("app", "other", stages: ["AWSPENDING"]));
+        Assert.Equal(ErrorCodes.InvalidRequest, moved.ErrorCode);
+        Assert.Equal(["AWSPENDING"], (await DescribeAsync(h, "app")).VersionIdsToStages![token]);
 
         // The way out the message gives: the pending version made current ends the rotation.
         var current = described.VersionIdsToStages.Single(p => p.Value.Contains("AWSCURRENT")).Key;
