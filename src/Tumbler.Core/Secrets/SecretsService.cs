@@ -851,8 +851,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         $"You can't use ClientRequestToken {token} because that value is already in use for a version of secret {secret.Arn}.");
 
     /// <summary>
-    /// Adds tags in order; a key already present keeps its place and takes the new value. A key that differs from one
-    /// the secret has only in case is refused (see <see cref="CaseOnlyDifference"/>).
+    /// Adds tags in order; a key already present keeps its place and takes the new value. A key that differs only in case
+    /// from one the secret has, or one added before it, is refused (see <see cref="CaseOnlyDifference"/>).
     /// </summary>
     private static List<SecretTag> MergeTags(List<SecretTag> tags, IReadOnlyList<Tag> added)
     {
@@ -901,16 +901,6 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
                 .Length(tags[i]?.Value, $"{member}.value", 0, 256);
         }
         validator.ThrowIfInvalid();
-        for (var i = 0; i < tags.Count; i++)
-        {
-            for (var j = 0; j < i; j++)
-            {
-                if (CaseOnlyDifference(tags[j].Key!, tags[i].Key!))
-                {
-                    throw CaseOnlyDifferenceError(tags[j].Key!, tags[i].Key!);
-                }
-            }
-        }
         if (tags.Select(t => t.Key).Distinct(StringComparer.Ordinal).Count() > options.MaxTagsPerSecret)
         {
             throw ServiceException.InvalidParameter($"A secret can have at most {options.MaxTagsPerSecret} tags.");
