@@ -55,7 +55,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             (s, r, c, ct) => s.UpdateSecretVersionStageAsync(r, c, ct)),
         ["DescribeSecret"] = Handle(WireJsonContext.Default.SecretIdRequest, WireJsonContext.Default.DescribeSecretResponse,
             (s, r, c, ct) => s.DescribeSecretAsync(r, c, ct)),
-        ["ListSecrets"] = Handle(WireJsonContext.Default.ListSecretsRequest, WireJsonContext.Default.ListSecretsResponse,
+        ["ListSecrets"] = Handle(WireJsonContext.Default.ListSecretsRequest, ListSecretsJson.Write,
             (s, r, c, ct) => s.ListSecretsAsync(r, c, ct)),
         ["ListSecretVersionIds"] = Handle(WireJsonContext.Default.ListSecretVersionIdsRequest, WireJsonContext.Default.ListSecretVersionIdsResponse,
             (s, r, c, ct) => s.ListSecretVersionIdsAsync(r, c, ct)),
@@ -397,24 +397,34 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<SecretsService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
-        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._secrets, request, call, ct));
+        Handle(requestType, Serialize(responseType), invoke);
+
+    /// <summary>A Secrets Manager operation whose answer has a writer of its own.</summary>
+    private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, Action<Utf8JsonWriter, TResponse> write,
+        Func<SecretsService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
+        where TRequest : new() =>
+        Respond(requestType, write, (endpoint, request, call, ct) => invoke(endpoint._secrets, request, call, ct));
 
     private static Operation HandleIam<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<IdentityService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
-        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._identities, request, call, ct));
+        Respond(requestType, Serialize(responseType), (endpoint, request, call, ct) => invoke(endpoint._identities, request, call, ct));
 
     private static Operation HandleFunctions<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<FunctionService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
-        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._functions, request, call, ct));
+        Respond(requestType, Serialize(responseType), (endpoint, request, call, ct) => invoke(endpoint._functions, request, call, ct));
 
     private static Operation HandleKeys<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
         Func<KeyService, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
-        Handle(requestType, responseType, (endpoint, request, call, ct) => invoke(endpoint._keys, request, call, ct));
+        Respond(requestType, Serialize(responseType), (endpoint, request, call, ct) => invoke(endpoint._keys, request, call, ct));
 
-    private static Operation Handle<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, JsonTypeInfo<TResponse> responseType,
+    /// <summary>Answers with the generated serializer's JSON of the shape.</summary>
+    private static Action<Utf8JsonWriter, TResponse> Serialize<TResponse>(JsonTypeInfo<TResponse> responseType) =>
+        (writer, response) => JsonSerializer.Serialize(writer, response, responseType);
+
+    private static Operation Respond<TRequest, TResponse>(JsonTypeInfo<TRequest> requestType, Action<Utf8JsonWriter, TResponse> write,
         Func<ApiEndpoint, TRequest, CallContext, CancellationToken, Task<TResponse>> invoke)
         where TRequest : new() =>
         async (endpoint, http, body, call, facts) =>
@@ -432,7 +442,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             {
                 facts.Describe(response);
             }
-            return () => WriteAsync(http, response, responseType);
+            return () => WriteAsync(http, response, write);
         };
 
     // Each thread serializes answers into one kept buffer (serialization is synchronous), copied once into Kestrel's:
@@ -441,7 +451,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
     [ThreadStatic] private static Utf8JsonWriter? t_answerWriter;
     private const int KeptAnswerBufferBytes = 256 * 1024; // a larger one (a BatchGetSecretValue of big values) is let go
 
-    private static Task WriteAsync<TResponse>(HttpContext http, TResponse response, JsonTypeInfo<TResponse> responseType)
+    private static Task WriteAsync<TResponse>(HttpContext http, TResponse response, Action<Utf8JsonWriter, TResponse> write)
     {
         http.Response.StatusCode = StatusCodes.Status200OK;
         http.Response.ContentType = ContentType;
@@ -451,14 +461,7 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
         writer.Reset(buffer);
         try
         {
-            if (response is ListSecretsResponse list)
-            {
-                ListSecretsJson.Write(writer, list);
-            }
-            else
-            {
-                JsonSerializer.Serialize(writer, response, responseType);
-            }
+            write(writer, response);
             writer.Flush();
             WriteBody(http.Response, buffer.WrittenSpan);
         }
