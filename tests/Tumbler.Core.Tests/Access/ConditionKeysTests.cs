@@ -65,6 +65,21 @@ public sealed class ConditionKeysTests
         Assert.True(Allowed("""{"StringEquals":{"secretsmanager:SecretId":"as-demanded"}}""", origin: Origin, demand: demand));
     }
 
+    [Fact]
+    public void Enumerating_the_keys_gives_what_looking_each_up_gives()
+    {
+        var keys = new ConditionKeys(new CallContext("us-east-1", Principal.User(DivisionAlice, Account, "AKIAEXAMPLE", []), Origin),
+            Demand.SecretsManager("GetSecretValue").With("secretsmanager:VersionStage", "AWSPREVIOUS"), PolicyTestKit.SecretArn, Secret, Now);
+
+        var all = keys.ToDictionary(pair => pair.Key, pair => pair.Value, StringComparer.OrdinalIgnoreCase);
+        Assert.Equal(16, all.Count); // 11 of the call, 2 per tag, the demand's one
+        Assert.All(all, pair => Assert.Equal(pair.Value, keys[pair.Key]));
+        Assert.Equal(["payments"], all["aws:ResourceTag/Team"]);
+        Assert.Equal(["AWSPREVIOUS"], all["secretsmanager:VersionStage"]);
+        Assert.Equal(all.Count, keys.Count);
+        Assert.False(keys.ContainsKey("aws:RequestTag/env"));
+    }
+
     private static readonly RequestOrigin Origin = new("10.1.2.3", SecureTransport: true, UserAgent: "aws-cli/2.15.0 Python/3.11");
 
     private static bool Allowed(string condition, string principalArn = DivisionAlice, RequestOrigin? origin = null, Demand? demand = null) =>
