@@ -422,7 +422,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             LastChangedDate = secret.LastChangedDate,
             LastAccessedDate = secret.LastAccessedDate,
             DeletedDate = secret.DeletionDate,
-            Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
+            Tags = TagsOf(secret),
             VersionIdsToStages = VersionsToStages(secret),
             CreatedDate = secret.CreatedDate,
         };
@@ -468,7 +468,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         LastChangedDate = secret.LastChangedDate,
         LastAccessedDate = secret.LastAccessedDate,
         DeletedDate = secret.DeletionDate,
-        Tags = secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList(),
+        Tags = TagsOf(secret),
         SecretVersionsToStages = VersionsToStages(secret),
         CreatedDate = secret.CreatedDate,
     };
@@ -827,6 +827,9 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         secret.Versions.Find(v => v.VersionId == versionId)
             ?? throw ServiceException.InvalidParameter($"The version {versionId} doesn't exist in secret {secret.Arn}.");
 
+    /// <summary>A secret's tags as answers give them; null when it was never tagged (AWS tells that from an emptied list).</summary>
+    private static List<Tag>? TagsOf(SecretEntity secret) => secret.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList();
+
     /// <summary>A version's labels as answers give them: a deprecated (unlabelled) version has no VersionStages member, as AWS answers.</summary>
     private static IReadOnlyList<string>? StagesOf(VersionEntity version) => version.IsDeprecated ? null : [.. version.Labels];
 
@@ -954,7 +957,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     }
 
     private static FilterableSecret Filterable(SecretEntity s) =>
-        new(s.Name, s.Description, s.Tags?.Select(t => new Tag { Key = t.Key, Value = t.Value }).ToList() ?? [], null, null);
+        new(s.Name, s.Description, TagsOf(s) ?? [], null, null);
 
     // --- pagination -------------------------------------------------------------------------------
 
