@@ -407,6 +407,23 @@ public sealed class ExternalFunctionTests(FunctionsServerFixture fixture) : ICla
     }
 
     [Fact]
+    public async Task A_working_directory_missing_on_the_server_is_refused_when_the_function_is_created_or_updated()
+    {
+        var server = fixture.Server;
+        var missingDir = Path.Combine(Path.GetTempPath(), Unique("no-such-dir"));
+        var created = await Tumbler(server, "functions", "create", "--name", Unique("typo"), "--command", "true", "--working-dir", missingDir);
+        Assert.Equal(1, created.ExitCode);
+        Assert.Contains($"WorkingDirectory {missingDir} is not a directory on the Tumbler server.", created.Stderr, StringComparison.Ordinal);
+
+        var name = Unique("moved");
+        (await Tumbler(server, "functions", "create", "--name", name, "--command", "true", "--working-dir", FunctionsDir)).Ok();
+        var updated = await Tumbler(server, "functions", "update", "--name", name, "--working-dir", missingDir);
+        Assert.Equal(1, updated.ExitCode);
+        Assert.Contains("is not a directory on the Tumbler server", updated.Stderr, StringComparison.Ordinal);
+        Assert.Contains(FunctionsDir, (await Tumbler(server, "functions", "describe", "--name", name)).Ok().Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Function_admin_calls_need_lambda_permissions_and_an_unknown_function_cannot_be_rotated_with()
     {
         var server = fixture.Server;
