@@ -16,6 +16,12 @@ public sealed record RotationOptions
     public int BatchSize { get; init; } = 100;
     public TimeSpan RetryBase { get; init; } = TimeSpan.FromSeconds(10);
     public TimeSpan RetryMax { get; init; } = TimeSpan.FromHours(1);
+    /// <summary>
+    /// Attempts of a test-only rotation (RotateImmediately false) before it gives up. A real rotation is retried until it
+    /// succeeds (past setSecret the database may hold only the pending password); a test changes nothing, so after its
+    /// last attempt its copy goes and the secret is free to rotate again.
+    /// </summary>
+    public int TestAttempts { get; init; } = 3;
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Test-only fault injection: called with "STEP:before" and "STEP:after" around every step.</summary>
     public Action<string>? StepBoundary { get; init; }
@@ -142,6 +148,13 @@ public sealed class RotationEngine(SecretsService secrets, ISecretStore store, I
             catch (AuditUnavailableException audited)
             {
                 logger.LogError("Could not audit the failed {Step} of rotation {Token}: {Reason}", step, job.Token, audited.Message);
+            }
+            if (!job.RotateImmediately && job.Attempts + 1 >= options.TestAttempts)
+            {
+                await secrets.FinishRotationAsync(job, CancellationToken.None);
+                logger.LogError("The rotation test {Token} of {Arn} failed {Attempts} times, last at {Error}; gave up and removed its pending version",
+                    job.Token, job.SecretArn, job.Attempts + 1, error);
+                return;
             }
             await secrets.RecordFailureAsync(job, error, retryAfter, CancellationToken.None);
             logger.LogWarning("Rotation {Token} of {Arn} failed (attempt {Attempt}) at {Error}; retrying in {RetryAfter}",

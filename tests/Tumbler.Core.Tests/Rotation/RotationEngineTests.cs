@@ -205,6 +205,38 @@ public sealed class RotationEngineTests
     }
 
     [Fact]
+    public async Task A_failing_rotation_test_gives_up_after_its_attempts_removes_its_copy_and_leaves_the_secret_free_to_rotate()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        var v1 = (await h.CreateAsync("app", "old")).VersionId!;
+        function.Failing.Add(RotationStep.TestSecret);
+        var token = (await RotateAsync(h, "app", rules: new RotationRulesType { AutomaticallyAfterDays = 7 }, immediately: false)).VersionId!;
+
+        for (var attempt = 1; attempt < Options.TestAttempts; attempt++)
+        {
+            Assert.Equal(1, await engine.RunOnceAsync(default));
+            var status = (await DescribeAsync(h, "app")).TumblerRotationStatus!;
+            Assert.Equal(("Retrying", attempt, token), (status.State, status.Attempts, status.VersionId));
+            h.Clock.Advance(TimeSpan.FromHours(2));
+        }
+        Assert.Equal(1, await engine.RunOnceAsync(default));
+
+        Assert.Equal(Options.TestAttempts, function.Calls.Count(c => c == (RotationStep.TestSecret, token)));
+        var described = await DescribeAsync(h, "app");
+        Assert.Null(described.TumblerRotationStatus);
+        Assert.Equal([v1], described.VersionIdsToStages!.Keys);
+        Assert.True(described.RotationEnabled);
+        h.Clock.Advance(TimeSpan.FromHours(2));
+        Assert.Equal(0, await engine.RunOnceAsync(default));
+
+        function.Failing.Clear();
+        var rotated = (await RotateAsync(h, "app")).VersionId!;
+        await engine.RunOnceAsync(default);
+        Assert.Equal(rotated, (await h.Service.GetSecretValueAsync(new GetSecretValueRequest { SecretId = "app" }, Caller, default)).VersionId);
+    }
+
+    [Fact]
     public async Task A_scheduled_rotation_starts_when_due_and_CancelRotateSecret_stops_the_schedule()
     {
         var (h, function, engine) = await SetUpAsync();
