@@ -194,7 +194,8 @@ public sealed partial class SecretsService
 
     /// <summary>
     /// Ends a rotation whose steps all succeeded: the pending version must now be AWSCURRENT; it loses
-    /// AWSPENDING (the quiescent state) and the schedule moves on. A test-only rotation removes its copy.
+    /// AWSPENDING (the quiescent state) and the schedule moves on. A test-only rotation, passed or given up,
+    /// removes its copy.
     /// </summary>
     internal Task FinishRotationAsync(RotationJob job, CancellationToken ct) =>
         store.WriteAsync(async writer =>
