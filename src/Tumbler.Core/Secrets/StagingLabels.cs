@@ -13,7 +13,8 @@ public static class StagingLabels
     public const string Current = "AWSCURRENT";
     public const string Previous = "AWSPREVIOUS";
     public const string Pending = "AWSPENDING";
-    public const int MaxLabelsPerVersion = 20;
+    /// <summary>AWS's quota: staging labels attached across all versions of a secret.</summary>
+    public const int MaxLabelsPerSecret = 20;
 
     public static VersionEntity? Holder(SecretEntity secret, string label) =>
         secret.Versions.Find(v => v.Labels.Contains(label));
@@ -35,7 +36,11 @@ public static class StagingLabels
         }
     }
 
-    /// <summary>Moves <paramref name="label"/> to <paramref name="destination"/> (or only detaches it when null).</summary>
+    /// <summary>
+    /// Moves <paramref name="label"/> to <paramref name="destination"/> (or only detaches it when null). A label new to
+    /// the secret is refused past the quota; moving a label the secret has, and the AWSPREVIOUS that follows AWSCURRENT,
+    /// never are, so a rotation can always finish.
+    /// </summary>
     public static void Move(SecretEntity secret, string label, VersionEntity? destination)
     {
         var holder = Holder(secret, label);
@@ -43,16 +48,13 @@ public static class StagingLabels
         {
             return;
         }
-        holder?.Labels.Remove(label);
-        if (destination is not null)
+        if (holder is null && secret.Versions.Sum(v => v.Labels.Count) is var count && count >= MaxLabelsPerSecret)
         {
-            if (destination.Labels.Count >= MaxLabelsPerVersion)
-            {
-                throw new ServiceException(ErrorCodes.LimitExceeded,
-                    $"A version can have at most {MaxLabelsPerVersion} staging labels; version {destination.VersionId} already has {destination.Labels.Count}.");
-            }
-            destination.Labels.Add(label);
+            throw new ServiceException(ErrorCodes.LimitExceeded,
+                $"A secret can have at most {MaxLabelsPerSecret} staging labels across its versions; {secret.Name} has {count}. Remove one first.");
         }
+        holder?.Labels.Remove(label);
+        destination?.Labels.Add(label);
         if (label == Current && holder is not null)
         {
             Holder(secret, Previous)?.Labels.Remove(Previous);

@@ -103,28 +103,39 @@ public sealed class StagingLabelsTests
     }
 
     [Fact]
-    public async Task A_custom_label_can_be_detached_and_a_version_holds_at_most_twenty_labels()
+    public async Task A_secret_holds_at_most_twenty_labels_across_its_versions_yet_AWSCURRENT_can_always_move()
     {
         await using var h = await ServiceHarness.CreateAsync();
-        await h.CreateAsync("many", "v1");
-        var v2 = (await h.PutAsync("many", "v2", [.. Enumerable.Range(0, 20).Select(i => $"L{i}")])).VersionId;
+        var v1 = (await h.CreateAsync("many", "v1")).VersionId!;
+        var v2 = (await h.PutAsync("many", "v2", [.. Enumerable.Range(0, 19).Select(i => $"L{i}")])).VersionId;
+
+        var full = await Assert.ThrowsAsync<ServiceException>(() => h.PutAsync("many", "v3", ["X"]));
+        Assert.Equal("LimitExceededException", full.ErrorCode);
+        Assert.Equal("A secret can have at most 20 staging labels across its versions; many has 20. Remove one first.", full.Message);
+        var refusedMove = await Assert.ThrowsAsync<ServiceException>(() => h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+        {
+            SecretId = "many", VersionStage = "Y", MoveToVersionId = v1,
+        }, ServiceHarness.Caller, default));
+        Assert.Equal("LimitExceededException", refusedMove.ErrorCode);
+        var unchanged = await h.LabelsAsync("many");
+        Assert.Equal((2, 20), (unchanged.Count, unchanged.Values.Sum(l => l.Count)));
+
         await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
         {
             SecretId = "many", VersionStage = "L0", RemoveFromVersionId = v2,
         }, ServiceHarness.Caller, default);
-        Assert.Equal(19, (await h.LabelsAsync("many"))[v2].Count);
-
         var v3 = (await h.PutAsync("many", "v3", ["X"])).VersionId;
         await h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
         {
-            SecretId = "many", VersionStage = "L0", MoveToVersionId = v2,
+            SecretId = "many", VersionStage = "L1", MoveToVersionId = v3, RemoveFromVersionId = v2,
         }, ServiceHarness.Caller, default);
-        var error = await Assert.ThrowsAsync<ServiceException>(() => h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
-        {
-            SecretId = "many", VersionStage = "X", MoveToVersionId = v2, RemoveFromVersionId = v3,
-        }, ServiceHarness.Caller, default));
-        Assert.Equal("LimitExceededException", error.ErrorCode);
-        Assert.Equal(["X"], (await h.LabelsAsync("many"))[v3]);
+        Assert.Equal(["L1", "X"], (await h.LabelsAsync("many"))[v3]);
+
+        // At the quota, a new current value still goes in: AWSCURRENT moves and AWSPREVIOUS follows it.
+        var v4 = (await h.PutAsync("many", "v4")).VersionId;
+        var labels = await h.LabelsAsync("many");
+        Assert.Equal(["AWSCURRENT"], labels[v4]);
+        Assert.Equal(["AWSPREVIOUS"], labels[v1]);
     }
 
     private static Task MoveCurrentAsync(ServiceHarness h, string id, string from, string to) =>
