@@ -37,9 +37,9 @@ public static class StagingLabels
     }
 
     /// <summary>
-    /// Moves <paramref name="label"/> to <paramref name="destination"/> (or only detaches it when null). A label new to
-    /// the secret is refused past the quota; moving a label the secret has, and the AWSPREVIOUS that follows AWSCURRENT,
-    /// never are, so a rotation can always finish.
+    /// Moves <paramref name="label"/> to <paramref name="destination"/> (or only detaches it when null). A custom label
+    /// new to the secret is refused past the quota; moving a label the secret has, and the labels AWS manages
+    /// (AWSCURRENT, AWSPENDING, AWSPREVIOUS), never are, so a new value always lands and a rotation can start and finish.
     /// </summary>
     public static void Move(SecretEntity secret, string label, VersionEntity? destination)
     {
@@ -48,7 +48,8 @@ public static class StagingLabels
         {
             return;
         }
-        if (holder is null && secret.Versions.Sum(v => v.Labels.Count) is var count && count >= MaxLabelsPerSecret)
+        if (holder is null && label is not (Current or Pending or Previous) && secret.Versions.Sum(v => v.Labels.Count) is var count
+            && count >= MaxLabelsPerSecret)
         {
             throw new ServiceException(ErrorCodes.LimitExceeded,
                 $"A secret can have at most {MaxLabelsPerSecret} staging labels across its versions; {secret.Name} has {count}. Remove one first.");

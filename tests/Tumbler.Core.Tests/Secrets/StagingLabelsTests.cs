@@ -103,7 +103,7 @@ public sealed class StagingLabelsTests
     }
 
     [Fact]
-    public async Task A_secret_holds_at_most_twenty_labels_across_its_versions_yet_AWSCURRENT_can_always_move()
+    public async Task A_secret_holds_at_most_twenty_labels_across_its_versions_yet_the_labels_AWS_manages_always_move()
     {
         await using var h = await ServiceHarness.CreateAsync();
         var v1 = (await h.CreateAsync("many", "v1")).VersionId!;
@@ -131,11 +131,14 @@ public sealed class StagingLabelsTests
         }, ServiceHarness.Caller, default);
         Assert.Equal(["L1", "X"], (await h.LabelsAsync("many"))[v3]);
 
-        // At the quota, a new current value still goes in: AWSCURRENT moves and AWSPREVIOUS follows it.
+        // At the quota, a new current value still goes in (AWSCURRENT moves, AWSPREVIOUS follows it), and so does a pending one.
         var v4 = (await h.PutAsync("many", "v4")).VersionId;
+        var v5 = (await h.PutAsync("many", "v5", ["AWSPENDING"])).VersionId;
         var labels = await h.LabelsAsync("many");
         Assert.Equal(["AWSCURRENT"], labels[v4]);
         Assert.Equal(["AWSPREVIOUS"], labels[v1]);
+        Assert.Equal(["AWSPENDING"], labels[v5]);
+        Assert.Equal("LimitExceededException", (await Assert.ThrowsAsync<ServiceException>(() => h.PutAsync("many", "v6", ["Z"]))).ErrorCode);
     }
 
     private static Task MoveCurrentAsync(ServiceHarness h, string id, string from, string to) =>
