@@ -2,8 +2,10 @@ using System.Net;
 using System.Security.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Primitives;
 using IPNetwork = System.Net.IPNetwork;
 
 namespace Tumbler.Server.Transport;
@@ -87,8 +89,31 @@ public static class TransportSetup
     {
         if (settings.TrustedProxies.Count > 0)
         {
+            app.Use((context, next) =>
+            {
+                AlignForwardedProto(context.Request.Headers);
+                return next(context);
+            });
             app.UseForwardedHeaders(ForwardedHeaders(settings.TrustedProxies));
         }
+    }
+
+    /// <summary>
+    /// Keeps the rightmost X-Forwarded-Proto entries, as many as X-Forwarded-For has (at least one). The middleware reads
+    /// the two lists pairwise from the right; where X-Forwarded-For runs out while the peer is still a trusted address, it
+    /// would go on to the entries left of them, which the client wrote (an "https" that made aws:SecureTransport true).
+    /// </summary>
+    private static void AlignForwardedProto(IHeaderDictionary headers)
+    {
+        var schemes = Entries(headers[ForwardedHeadersDefaults.XForwardedProtoHeaderName]);
+        var kept = Math.Max(Entries(headers[ForwardedHeadersDefaults.XForwardedForHeaderName]).Length, 1);
+        if (schemes.Length > kept)
+        {
+            headers[ForwardedHeadersDefaults.XForwardedProtoHeaderName] = string.Join(", ", schemes[^kept..]);
+        }
+
+        static string[] Entries(StringValues values) =>
+            [.. values.SelectMany(value => (value ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))];
     }
 
     public static ForwardedHeadersOptions ForwardedHeaders(IReadOnlyList<IPNetwork> trustedProxies)

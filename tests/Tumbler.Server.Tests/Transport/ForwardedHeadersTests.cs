@@ -72,6 +72,19 @@ public sealed class ForwardedHeadersTests
         // The client sent "198.51.100.7"; the trusted proxy appended the real client 203.0.113.9, which is not trusted itself.
         Assert.Equal("203.0.113.9", (await Echo(["127.0.0.0/8"], [("X-Forwarded-For", "198.51.100.7, 203.0.113.9")])).RemoteIp);
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("127.0.0.1")]
+    [InlineData("127.0.0.2, 127.0.0.1")]
+    public async Task A_scheme_written_before_the_ones_the_trusted_proxies_added_is_not_believed(string? forwardedFor)
+    {
+        // The client (itself inside the trusted networks) sent "https"; the proxy appended the scheme it was reached by.
+        (string, string)[] headers = forwardedFor is null
+            ? [("X-Forwarded-Proto", "https, http")]
+            : [("X-Forwarded-For", forwardedFor), ("X-Forwarded-Proto", "https, " + string.Join(", ", forwardedFor.Split(',').Select(_ => "http")))];
+        Assert.False((await Echo(["127.0.0.0/8"], headers)).IsHttps);
+    }
+
     [Fact]
     public async Task A_chain_of_trusted_proxies_is_followed_to_the_first_untrusted_address() =>
         Assert.Equal("203.0.113.9", (await Echo(["127.0.0.0/8", "10.0.0.0/8"], [("X-Forwarded-For", "198.51.100.7, 203.0.113.9, 10.1.1.1")])).RemoteIp);
