@@ -108,8 +108,7 @@ public sealed partial class IdentityService(IIdentityStore store, KeyRing keys, 
     public async Task UpdateAccessKeyAsync(AccessKeyRequest request, CallContext call, CancellationToken ct)
     {
         new RequestValidator().Required(request.Status, "status").Enum(request.Status, "status", ["Active", "Inactive"]).ThrowIfInvalid(IamErrors.Validation);
-        var (name, id) = await KeyOwnerAsync(request, ct);
-        Authorize(call, "UpdateAccessKey", UserArn(name));
+        var (name, id) = await AuthorizedKeyAsync(request, call, "UpdateAccessKey", ct);
         if (!await store.SetAccessKeyActiveAsync(name, id, request.Status == "Active", ct))
         {
             throw NoSuchKey(id);
@@ -119,8 +118,7 @@ public sealed partial class IdentityService(IIdentityStore store, KeyRing keys, 
 
     public async Task DeleteAccessKeyAsync(AccessKeyRequest request, CallContext call, CancellationToken ct)
     {
-        var (name, id) = await KeyOwnerAsync(request, ct);
-        Authorize(call, "DeleteAccessKey", UserArn(name));
+        var (name, id) = await AuthorizedKeyAsync(request, call, "DeleteAccessKey", ct);
         if (!await store.DeleteAccessKeyAsync(name, id, ct))
         {
             throw NoSuchKey(id);
@@ -232,19 +230,32 @@ public sealed partial class IdentityService(IIdentityStore store, KeyRing keys, 
         await store.FindUserAsync(name, ct) ?? throw NoSuchUser(name);
 
     /// <summary>UserName may be left out (as with aws iam): the key's owner is meant; given, it must be the owner.</summary>
-    private async Task<(string UserName, string AccessKeyId)> KeyOwnerAsync(AccessKeyRequest request, CancellationToken ct)
+    /// <summary>
+    /// The user whose key a call names, authorized before the key is looked up, so a caller denied the action learns
+    /// nothing of other users' keys. As in IAM, without UserName the user is the caller's own (root: the key's owner).
+    /// </summary>
+    private async Task<(string UserName, string AccessKeyId)> AuthorizedKeyAsync(AccessKeyRequest request, CallContext call, string operation,
+        CancellationToken ct)
     {
         new RequestValidator()
             .Required(request.AccessKeyId, "accessKeyId").Length(request.AccessKeyId, "accessKeyId", 16, 128)
             .Pattern(request.AccessKeyId, "accessKeyId", AccessKeyIdPattern())
             .Length(request.UserName, "userName", 1, 64).Pattern(request.UserName, "userName", NamePattern())
             .ThrowIfInvalid(IamErrors.Validation);
-        var key = await store.FindAccessKeyAsync(request.AccessKeyId!, ct);
-        if (key is null || (request.UserName is not null && key.UserName != request.UserName))
+        var id = request.AccessKeyId!;
+        var user = request.UserName ?? (call.Principal.Unrestricted
+            ? (await store.FindAccessKeyAsync(id, ct))?.UserName
+            : call.Principal.AccessKeyId is { } own ? (await store.FindAccessKeyAsync(own, ct))?.UserName : null);
+        if (user is null)
         {
-            throw NoSuchKey(request.AccessKeyId!);
+            throw NoSuchKey(id);
         }
-        return (key.UserName, key.AccessKeyId);
+        Authorize(call, operation, UserArn(user));
+        if ((await store.FindAccessKeyAsync(id, ct))?.UserName != user)
+        {
+            throw NoSuchKey(id);
+        }
+        return (user, id);
     }
 
     private static string ValidUserName(string? name)

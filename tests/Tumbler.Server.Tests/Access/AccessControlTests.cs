@@ -271,6 +271,33 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
     }
 
     [Fact]
+    public async Task Another_users_access_key_is_no_such_entity_to_a_caller_and_its_owner_is_not_named()
+    {
+        var bob = await NewUserAsync("ac-key-owner");
+        var alice = await NewUserAsync("ac-key-self", Allow("iam:UpdateAccessKey", $"arn:aws:iam::{Account}:user/ac-key-self"));
+        const string MadeUp = "AKIAAAAAAAAAAAAAAAAA";
+        Task<(HttpStatusCode Status, string? Type, string Body)> Update(string body) => CallAs(alice, "UpdateAccessKey", body, "iam", "TumblerIAM.");
+
+        // Without UserName the key must be the caller's own, as in IAM: bob's key and a made-up one get the same answer.
+        var bobs = await Update($$"""{"AccessKeyId": "{{bob.AccessKeyId}}", "Status": "Inactive"}""");
+        var madeUp = await Update($$"""{"AccessKeyId": "{{MadeUp}}", "Status": "Inactive"}""");
+        Assert.Equal(("NoSuchEntity", "NoSuchEntity"), (bobs.Type, madeUp.Type));
+        Assert.DoesNotContain("ac-key-owner", bobs.Body, StringComparison.Ordinal);
+        // Naming bob, alice is denied before any key is looked up: again the same answer for both keys.
+        var named = await Update($$"""{"UserName": "ac-key-owner", "AccessKeyId": "{{bob.AccessKeyId}}", "Status": "Inactive"}""");
+        var namedMadeUp = await Update($$"""{"UserName": "ac-key-owner", "AccessKeyId": "{{MadeUp}}", "Status": "Inactive"}""");
+        Assert.Equal(("AccessDeniedException", "AccessDeniedException"), (named.Type, namedMadeUp.Type));
+        Assert.Equal(MessageOf(named.Body), MessageOf(namedMadeUp.Body));
+        Assert.Equal("Active", (await fixture.AdminAsync("ListAccessKeys", new { UserName = "ac-key-owner" }))
+            .GetProperty("AccessKeyMetadata")[0].GetProperty("Status").GetString());
+
+        // Her own key, without UserName: allowed by her policy.
+        Assert.Equal(HttpStatusCode.OK, (await Update($$"""{"AccessKeyId": "{{alice.AccessKeyId}}", "Status": "Inactive"}""")).Status);
+        Assert.Equal("Inactive", (await fixture.AdminAsync("ListAccessKeys", new { UserName = "ac-key-self" }))
+            .GetProperty("AccessKeyMetadata")[0].GetProperty("Status").GetString());
+    }
+
+    [Fact]
     public async Task Disabled_and_deleted_keys_are_refused_at_once_and_the_other_key_keeps_working()
     {
         await CreateSecretAsync("ac/keys/db", "keys-value");
