@@ -243,19 +243,16 @@ public sealed partial class IdentityService(IIdentityStore store, KeyRing keys, 
             .Length(request.UserName, "userName", 1, 64).Pattern(request.UserName, "userName", NamePattern())
             .ThrowIfInvalid(IamErrors.Validation);
         var id = request.AccessKeyId!;
-        var user = request.UserName ?? (call.Principal.Unrestricted
-            ? (await store.FindAccessKeyAsync(id, ct))?.UserName
+        // Read before the check, but what the answer depends on before it does not: the named user, or the caller's own.
+        var owner = (await store.FindAccessKeyAsync(id, ct))?.UserName;
+        var user = request.UserName ?? (call.Principal.Unrestricted ? owner
             : call.Principal.AccessKeyId is { } own ? (await store.FindAccessKeyAsync(own, ct))?.UserName : null);
         if (user is null)
         {
             throw NoSuchKey(id);
         }
         Authorize(call, operation, UserArn(user));
-        if ((await store.FindAccessKeyAsync(id, ct))?.UserName != user)
-        {
-            throw NoSuchKey(id);
-        }
-        return (user, id);
+        return owner == user ? (user, id) : throw NoSuchKey(id);
     }
 
     private static string ValidUserName(string? name)
