@@ -34,6 +34,12 @@ internal static class BackupCommand
             var withAudit = !parse.GetValue(noAudit);
             try
             {
+                // A backup inside the data directory is lost with it, and with --force it could replace the store or the root key.
+                if (Path.GetFullPath(destination).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)) + Path.DirectorySeparatorChar,
+                    StringComparison.Ordinal))
+                {
+                    throw new BackupException($"{destination} is inside the data directory {directory}; write the backup somewhere else.");
+                }
                 var summary = await SqliteBackup.BackupAsync(Path.Combine(directory, ServerOptions.DatabaseFile), destination, parse.GetValue(force),
                     withAudit ? () => [.. AuditSnapshot.Take(directory).Select(f => new BackupFile(f.Name, f.Content))] : null, ct);
                 var audit = withAudit && summary.Files.Count > 0 ? "with its audit log" : "without audit log";

@@ -199,6 +199,18 @@ public sealed class BackupRestoreTests
             Assert.Equal(before, await File.ReadAllBytesAsync(backupFile));
             var forced = await Tumbler("backup", "--data-dir", server.DataDir, "--to", backupFile, "--force");
             Assert.True(forced.ExitCode == 0, forced.ToString());
+
+            // Into the data directory, even with --force: it would replace the live store or the only root key.
+            var kept = Path.Combine(server.DataDir, "root.key.copy");
+            await File.WriteAllTextAsync(kept, "mine");
+            foreach (var inside in new[] { Path.Combine(server.DataDir, "tumbler.db"), kept, Path.Combine(server.DataDir, "audit", "x.bak"),
+                Path.Combine(server.DataDir, "..", Path.GetFileName(server.DataDir), "credentials") })
+            {
+                AssertRefused(await Tumbler("backup", "--data-dir", server.DataDir, "--to", inside, "--force"), "is inside the data directory");
+            }
+            Assert.Equal("mine", await File.ReadAllTextAsync(kept));
+            Assert.False(File.Exists(Path.Combine(server.DataDir, "audit", "x.bak")));
+            await Call(client, "GetSecretValue", new { SecretId = "refusals/one" });
         }
         AssertRefused(await Tumbler("backup", "--data-dir", Path.Combine(temp.Path, "nothing"), "--to", Path.Combine(temp.Path, "x.bak")), "no Tumbler store");
 
