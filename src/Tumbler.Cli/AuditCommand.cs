@@ -15,7 +15,7 @@ internal static class AuditCommand
         var dataDir = new Option<string>("--data-dir")
         {
             Description = "Data directory whose audit/ log to check.",
-            DefaultValueFactory = _ => new ServerOptions().DataDirectory,
+            DefaultValueFactory = _ => ServeSettings.ResolveDataDir(null).Path,
         };
         var verify = new Command("verify", "Prove the audit log intact (exit 0) or name the first altered, removed or inserted record (exit 1); exit 2 when there is no audit log.") { dataDir };
         verify.SetAction(async (parse, _) =>

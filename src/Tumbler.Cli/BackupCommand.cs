@@ -18,7 +18,7 @@ internal static class BackupCommand
         var dataDir = new Option<string>("--data-dir")
         {
             Description = "Data directory to back up (a server may be running on it).",
-            DefaultValueFactory = _ => new ServerOptions().DataDirectory,
+            DefaultValueFactory = _ => ServeSettings.ResolveDataDir(null).Path,
         };
         var to = new Option<string>("--to") { Description = "Backup file to write (mode 0600).", HelpName = "FILE", Required = true };
         var force = new Option<bool>("--force") { Description = "Replace FILE if it exists." };

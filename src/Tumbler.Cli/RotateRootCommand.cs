@@ -28,7 +28,7 @@ internal static class RotateRootCommand
         var dataDir = new Option<string>("--data-dir")
         {
             Description = "Data directory of the store (a server running on it keeps serving).",
-            DefaultValueFactory = _ => new ServerOptions().DataDirectory,
+            DefaultValueFactory = _ => ServeSettings.ResolveDataDir(null).Path,
         };
         var newKeyFile = new Option<string>("--new-root-key-file")
         {

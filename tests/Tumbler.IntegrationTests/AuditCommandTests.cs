@@ -54,6 +54,20 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
+    public async Task Verify_without_data_dir_checks_the_directory_TUMBLER_DATA_DIR_names_as_serve_does()
+    {
+        using var temp = new TempDirectory();
+        var dataDir = Path.Combine(temp.Path, "data");
+        await WriteLogAsync(dataDir, 2);
+        var environment = ProcessRunner.BaseEnvironment(null, null);
+        environment["TUMBLER_DATA_DIR"] = dataDir;
+
+        var result = await ProcessRunner.RunAsync(TumblerServer.DotnetHost, [TumblerServer.TumblerDll, "audit", "verify"], environment);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Equal("Audit log intact: 2 records, head seq 2.", result.Stdout.Trim());
+    }
+
+    [Fact]
     public async Task Verify_exits_2_with_one_line_when_there_is_no_audit_log()
     {
         using var temp = new TempDirectory();
