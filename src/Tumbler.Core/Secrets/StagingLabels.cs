@@ -48,8 +48,8 @@ public static class StagingLabels
         {
             return;
         }
-        if (holder is null && label is not (Current or Pending or Previous) && secret.Versions.Sum(v => v.Labels.Count) is var count
-            && count >= MaxLabelsPerSecret)
+        if (holder is null && destination is not null && label is not (Current or Pending or Previous)
+            && secret.Versions.Sum(v => v.Labels.Count) is var count && count >= MaxLabelsPerSecret)
         {
             throw new ServiceException(ErrorCodes.LimitExceeded,
                 $"A secret can have at most {MaxLabelsPerSecret} staging labels across its versions; {secret.Name} has {count}. Remove one first.");
