@@ -117,7 +117,7 @@ internal static class BackupCommand
                     rootKey = RootKeyFile.Read(keyFile);
                     if (!KeyRing.IsRootKeyFor(check, rootKey))
                     {
-                        throw new BackupException($"The root key in {keyFile} is not the one this backup's store was created with; nothing restored.");
+                        throw new BackupException($"The root key in {keyFile} is not the root key of this backup's store (its current one when the backup was made); nothing restored.");
                     }
                 }
                 var summary = await SqliteBackup.RestoreAsync(backup, directory, ServerOptions.DatabaseFile, ct);

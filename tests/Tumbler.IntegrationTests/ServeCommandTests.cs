@@ -174,7 +174,7 @@ public sealed class ServeCommandTests
         };
         var outcome = await TumblerServer.RunExpectingExitAsync(wrong);
         AssertRefused(outcome);
-        Assert.Contains("not the one this store was created with", outcome.StandardError, StringComparison.Ordinal);
+        Assert.Contains("not this store's current root key. Refusing to start: give the store's current root key", outcome.StandardError, StringComparison.Ordinal);
 
         var right = options with
         {

@@ -97,7 +97,7 @@ public sealed class KeyRing
             check = await store.InitializeSettingAsync(RootKeyCheckSetting, NewRootKeyCheck(rootKey), ct);
             if (!IsRootKeyFor(check, rootKey))
             {
-                throw new RootKeyMismatchException("The root key is not the one this store was created with.");
+                throw new RootKeyMismatchException("The root key is not this store's current root key.");
             }
         }
         else
@@ -124,7 +124,7 @@ public sealed class KeyRing
             else if (rootKeys.Find(check) is null)
             {
                 // (Found: a rotate-root that switched the store but died before renaming root.key.next over root.key.)
-                throw new RootKeyMismatchException("The root key is not the one this store was created with.");
+                throw new RootKeyMismatchException("The root key is not this store's current root key.");
             }
         }
 

@@ -96,7 +96,8 @@ public sealed class TumblerServer : IAsyncDisposable
             }
             catch (RootKeyMismatchException e)
             {
-                throw new StartupException($"{e.Message} Refusing to start: give the root key this data directory was created with.");
+                throw new StartupException($"{e.Message} Refusing to start: give the store's current root key (the one it was created with, or the one " +
+                    "the last tumbler keys rotate-root moved it to).");
             }
             var root = LoadRootCredentials(options, output);
             var audit = OpenAuditLog(options, output);
@@ -414,7 +415,8 @@ public sealed class TumblerServer : IAsyncDisposable
             if (await store.HasDataAsync(ct) || await store.GetSettingAsync("root_key_check", ct) is not null)
             {
                 throw new StartupException(
-                    $"The root key {Path.GetFullPath(path)} is missing, but the store in {dataDirectory} holds data encrypted with it. " +
+                    $"The root key {Path.GetFullPath(path)} is missing, but {(options.UsesSharedStore ? "the shared store" : $"the store in {dataDirectory}")} " +
+                    "holds data encrypted with it. " +
                     $"Restore the file or set {RootKeyFile.EnvironmentVariable}; a new key would make the data unreadable.");
             }
             if (options.UsesSharedStore)

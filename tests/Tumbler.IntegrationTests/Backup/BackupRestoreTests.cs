@@ -99,7 +99,7 @@ public sealed class BackupRestoreTests
         // Another root key is refused; the store's own key (from the environment) opens it.
         var wrongKey = await TumblerServer.RunExpectingExitAsync(WithRootKey(restoredDir, NewRootKey()));
         Assert.True(wrongKey.ExitCode == 1 && !wrongKey.BecameReady, wrongKey.ToString());
-        Assert.Contains("not the one this store was created with", wrongKey.StandardError, StringComparison.Ordinal);
+        Assert.Contains("not this store's current root key", wrongKey.StandardError, StringComparison.Ordinal);
 
         await using var restored = await TumblerServer.StartAsync(WithRootKey(restoredDir, rootKey));
         using var client = Client(restored);
@@ -265,7 +265,7 @@ public sealed class BackupRestoreTests
         var wrongKeyFile = Path.Combine(temp.Path, "wrong.key");
         await File.WriteAllTextAsync(wrongKeyFile, NewRootKey() + "\n");
         var target = Path.Combine(temp.Path, "restored");
-        AssertRefused(await Tumbler("restore", "--from", backupFile, "--data-dir", target, "--root-key-file", wrongKeyFile), "is not the one");
+        AssertRefused(await Tumbler("restore", "--from", backupFile, "--data-dir", target, "--root-key-file", wrongKeyFile), "is not the root key of this backup's store");
         Assert.False(Directory.Exists(target));
         var keyFile = Path.Combine(temp.Path, "right.key");
         await File.WriteAllTextAsync(keyFile, rootKey + "\n");
