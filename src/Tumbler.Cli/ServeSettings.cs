@@ -117,7 +117,11 @@ internal static class ServeSettings
         }
         catch (JsonException e)
         {
-            throw new StartupException($"{path}: not valid JSON: {OneLine(e.Message)}");
+            // The reader counts lines and columns from 0; editors from 1.
+            var reason = OneLine(e.Message);
+            var position = reason.IndexOf(" Path: ", StringComparison.Ordinal) is >= 0 and var at ? at : reason.IndexOf(" LineNumber: ", StringComparison.Ordinal);
+            throw new StartupException($"{path}: not valid JSON at line {e.LineNumber + 1}, column {e.BytePositionInLine + 1}: " +
+                (position >= 0 ? reason[..position] : reason));
         }
         using (document)
         {

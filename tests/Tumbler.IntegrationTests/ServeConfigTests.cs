@@ -109,7 +109,8 @@ public sealed class ServeConfigTests
     }
 
     [Theory]
-    [InlineData("""{"listen": "127.0.0.1:0",""", "not valid JSON")]
+    [InlineData("""{"listen": "127.0.0.1:0",""", "not valid JSON at line 1, column 25: Expected start of a property name or value")]
+    [InlineData("{\n  \"listen\": \"127.0.0.1:0\",\n  \"rateLimit\": 5x\n}", "not valid JSON at line 3, column 17: 'x' is an invalid end of a number")]
     [InlineData("""{"rateLimt": 5}""", "\"rateLimt\": unknown setting")]
     [InlineData("""{"rateLimit": "fast"}""", "\"rateLimit\": must be a positive number, got \"fast\"")]
     [InlineData("""{"rateLimit": -1}""", "\"rateLimit\": must be a positive number, got -1")]
