@@ -142,6 +142,10 @@ internal static class ServeCommand
                 }
                 options = ServeSettings.Build(directory, merged, FaultInjection()) with { RootKeyPassphraseFile = parse.GetValue(passphraseFile) };
                 options.Validate();
+                if (options.RootKeyPassphraseFile is { } passphrase && !File.Exists(passphrase))
+                {
+                    throw new StartupException($"--root-key-passphrase-file {passphrase}: no such file.");
+                }
             }
             catch (StartupException e)
             {

@@ -359,11 +359,13 @@ internal static class ServeSettings
                 }
                 WriteEffective(w, setting.Key, options);
             }
-            // Where the root secrets come from; their values are never printed.
+            // Where the root secrets come from, in the server's order (TumblerServer.LoadRootKeyAsync); values are never printed.
             var rootKey = System.Environment.GetEnvironmentVariable(Tumbler.Core.Crypto.RootKeyFile.EnvironmentVariable);
-            w.WriteString("rootKey", string.IsNullOrWhiteSpace(rootKey)
-                ? Path.GetFullPath(Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile))
-                : $"{Masked} (from {Tumbler.Core.Crypto.RootKeyFile.EnvironmentVariable})");
+            var passphrase = System.Environment.GetEnvironmentVariable(Tumbler.Core.Crypto.RootKeyFile.PassphraseVariable);
+            w.WriteString("rootKey", !string.IsNullOrWhiteSpace(rootKey) ? $"{Masked} (from {Tumbler.Core.Crypto.RootKeyFile.EnvironmentVariable})"
+                : options.RootKeyPassphraseFile is { } passphraseFile ? $"derived from the passphrase in {Path.GetFullPath(passphraseFile)}"
+                : !string.IsNullOrEmpty(passphrase) ? $"derived from the passphrase in {Tumbler.Core.Crypto.RootKeyFile.PassphraseVariable}"
+                : Path.GetFullPath(Path.Combine(options.DataDirectory, ServerOptions.RootKeyFile)));
             var rootSecret = System.Environment.GetEnvironmentVariable("TUMBLER_ROOT_SECRET_ACCESS_KEY");
             w.WriteString("rootCredentials", string.IsNullOrWhiteSpace(rootSecret)
                 ? Path.GetFullPath(Path.Combine(options.DataDirectory, ServerOptions.CredentialsFile))

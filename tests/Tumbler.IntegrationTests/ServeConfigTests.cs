@@ -108,6 +108,40 @@ public sealed class ServeConfigTests
         Assert.False(File.Exists(Path.Combine(dataDir, "tumbler.db")), "--print-config must not open the store");
     }
 
+    [Fact]
+    public async Task Print_config_names_a_passphrase_as_the_root_key_source_and_refuses_a_missing_passphrase_file()
+    {
+        using var temp = new TempDirectory();
+        var dataDir = NewDataDir(temp, "{}");
+        var passphraseFile = Path.Combine(temp.Path, "passphrase.txt");
+        await File.WriteAllTextAsync(passphraseFile, "correct horse battery staple\n");
+
+        var fromFile = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            DataDir = dataDir, ExtraArgs = ["--root-key-passphrase-file", passphraseFile, "--print-config"],
+        });
+        Assert.True(fromFile.ExitCode == 0, fromFile.ToString());
+        Assert.Equal($"derived from the passphrase in {passphraseFile}",
+            JsonDocument.Parse(fromFile.StandardOutput).RootElement.GetProperty("rootKey").GetString());
+        Assert.DoesNotContain("correct horse", fromFile.StandardOutput, StringComparison.Ordinal);
+
+        var fromEnvironment = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            DataDir = dataDir, ExtraArgs = ["--print-config"],
+            Environment = new Dictionary<string, string> { ["TUMBLER_ROOT_KEY_PASSPHRASE"] = "correct horse battery staple" },
+        });
+        Assert.Equal("derived from the passphrase in TUMBLER_ROOT_KEY_PASSPHRASE",
+            JsonDocument.Parse(fromEnvironment.StandardOutput).RootElement.GetProperty("rootKey").GetString());
+
+        var missing = Path.Combine(temp.Path, "no-such-passphrase.txt");
+        var refused = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            DataDir = dataDir, ExtraArgs = ["--root-key-passphrase-file", missing, "--print-config"],
+        });
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"--root-key-passphrase-file {missing}: no such file.", refused.StandardError, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("""{"listen": "127.0.0.1:0",""", "not valid JSON at line 1, column 25: Expected start of a property name or value")]
     [InlineData("{\n  \"listen\": \"127.0.0.1:0\",\n  \"rateLimit\": 5x\n}", "not valid JSON at line 3, column 17: 'x' is an invalid end of a number")]
