@@ -65,7 +65,7 @@ public static partial class SqliteBackup
         {
             CreatePrivateFile(temp);
             IReadOnlyList<BackupFile> files;
-            await using (var source = Open(databasePath, SqliteOpenMode.ReadWrite))
+            await using (var source = OpenSource(databasePath))
             await using (var copy = Open(temp, SqliteOpenMode.ReadWrite))
             {
                 await SnapshotAsync(source, copy, ct);
@@ -340,6 +340,31 @@ public static partial class SqliteBackup
         command.CommandText = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $name";
         command.Parameters.AddWithValue("$name", table);
         return Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) > 0;
+    }
+
+    /// <summary>
+    /// The store, read-only. A store a server stopped cleanly has no -wal file, and on read-only media (a snapshot, a
+    /// read-only mount) SQLite cannot create the -shm file a WAL database is opened with: such a store is opened as
+    /// immutable, which is safe because without a -wal file no server has it open.
+    /// </summary>
+    private static SqliteConnection OpenSource(string path)
+    {
+        var connection = Open(path, SqliteOpenMode.ReadOnly);
+        try
+        {
+            Scalar(connection, "SELECT COUNT(*) FROM sqlite_master"); // SQLite opens the WAL index at the first read
+            return connection;
+        }
+        catch (SqliteException e) when (e.SqliteErrorCode == 14 /* SQLITE_CANTOPEN */ && !File.Exists(path + "-wal"))
+        {
+            connection.Dispose();
+            return Open(new Uri(Path.GetFullPath(path)).AbsoluteUri + "?immutable=1", SqliteOpenMode.ReadOnly);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
     }
 
     private static SqliteConnection Open(string path, SqliteOpenMode mode)

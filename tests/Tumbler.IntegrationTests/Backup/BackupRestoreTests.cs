@@ -182,6 +182,35 @@ public sealed class BackupRestoreTests
         }
     }
 
+    [Faults.RequiresScratchFilesystemFact]
+    public async Task A_stopped_store_on_read_only_media_is_backed_up_and_restores()
+    {
+        using var disk = Faults.ScratchFilesystem.Tmpfs(64);
+        using var temp = new TempDirectory();
+        var rootKey = NewRootKey();
+        var dataDir = Path.Combine(disk.Path, "data");
+        await using (var server = await TumblerServer.StartAsync(WithRootKey(dataDir, rootKey)))
+        {
+            using var client = Client(server);
+            await Call(client, "CreateSecret", new { Name = "snapshot/one", SecretString = "from-read-only-media", ClientRequestToken = Guid.NewGuid() });
+            Assert.Equal(0, await server.StopAsync());
+        }
+        Assert.False(File.Exists(Path.Combine(dataDir, "tumbler.db-wal")), "a server stopped cleanly leaves no -wal file");
+        disk.RemountReadOnly();
+
+        var backupFile = Path.Combine(temp.Path, "snapshot.bak");
+        var backup = await Tumbler("backup", "--data-dir", dataDir, "--to", backupFile);
+        Assert.True(backup.ExitCode == 0, backup.ToString());
+        var restoredDir = Path.Combine(temp.Path, "restored");
+        var keyFile = Path.Combine(temp.Path, "root.key");
+        await File.WriteAllTextAsync(keyFile, rootKey + "\n");
+        var restore = await Tumbler("restore", "--from", backupFile, "--data-dir", restoredDir, "--root-key-file", keyFile);
+        Assert.True(restore.ExitCode == 0, restore.ToString());
+        await using var restored = await TumblerServer.StartAsync(new TumblerServerOptions { DataDir = restoredDir });
+        using var restoredClient = Client(restored);
+        Assert.Equal("from-read-only-media", (await Call(restoredClient, "GetSecretValue", new { SecretId = "snapshot/one" })).GetProperty("SecretString").GetString());
+    }
+
     [Fact]
     public async Task Backup_and_restore_refuse_what_they_must_with_one_line()
     {

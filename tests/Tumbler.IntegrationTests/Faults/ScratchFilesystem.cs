@@ -112,6 +112,13 @@ public sealed class ScratchFilesystem : IDisposable
         return CanCreateFile();
     }
 
+    /// <summary><c>mount -o remount,ro</c>: a read-only filesystem from now on, as a snapshot or a read-only mount is.</summary>
+    public void RemountReadOnly()
+    {
+        MustRun("mount", "-o", "remount,ro", Path);
+        Assert.False(CanCreateFile(), "the filesystem should be read-only after the remount");
+    }
+
     /// <summary>Unmount and mount the image again (every file on it must be closed).</summary>
     public void Remount()
     {
