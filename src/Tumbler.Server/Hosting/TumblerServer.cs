@@ -158,7 +158,12 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            stream?.Dispose();
+            if (stream is null)
+            {
+                // Not a lock held by someone else: the lock file itself cannot be written (a read-only filesystem, permissions).
+                throw new StartupException($"Cannot write {Path.GetFullPath(path)} ({e.Message}): the server needs a writable data directory.");
+            }
+            stream.Dispose();
             throw new StartupException(
                 $"Cannot lock the data directory {Path.GetFullPath(dataDirectory)} ({e.Message}): is another tumbler serve using it? "
                 + "One server serves a data directory; for several, share a PostgreSQL store.");

@@ -19,6 +19,23 @@ public sealed class StorageFaultTests(ITestOutputHelper output)
     private static readonly TimeSpan AnswerWithin = TimeSpan.FromSeconds(15);
 
     [RequiresScratchFilesystemFact]
+    public async Task A_server_started_on_a_read_only_data_directory_says_so_and_does_not_blame_another_server()
+    {
+        using var disk = ScratchFilesystem.Tmpfs(64);
+        var options = new TumblerServerOptions { DataDir = Path.Combine(disk.Path, "data") };
+        await using (var server = await TumblerServer.StartAsync(options))
+        {
+            Assert.Equal(0, await server.StopAsync());
+        }
+        disk.RemountReadOnly();
+
+        var outcome = await TumblerServer.RunExpectingExitAsync(options);
+        Assert.True(outcome.ExitCode == 1 && !outcome.BecameReady, outcome.ToString());
+        Assert.Contains("the server needs a writable data directory", outcome.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("another tumbler serve", outcome.StandardError, StringComparison.Ordinal);
+    }
+
+    [RequiresScratchFilesystemFact]
     public async Task A_full_disk_refuses_every_request_while_the_audit_log_cannot_grow_and_recovers_when_space_is_freed()
     {
         using var disk = ScratchFilesystem.Tmpfs(64);
