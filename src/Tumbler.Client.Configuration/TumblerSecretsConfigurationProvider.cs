@@ -12,8 +12,8 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
 {
     private const string Current = "AWSCURRENT";
     private readonly TumblerSecretsOptions _options;
-    private readonly ISecretsManager _client;
-    private readonly bool _ownsClient;
+    private ISecretsManager? _client;
+    private bool _ownsClient;
     private readonly CancellationTokenSource _stop = new();
     private readonly Dictionary<string, SecretValue> _loaded = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _gate = new(1, 1);
@@ -26,14 +26,23 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
         {
             throw new ArgumentException("ReloadInterval must be positive.", nameof(options));
         }
-        if (options.Client is { } client)
+        _client = options.Client;
+    }
+
+    /// <summary>
+    /// The client, made from the environment at first use: no credentials is then a failure to read each secret, which
+    /// <see cref="TumblerSecretsOptions.Optional"/> covers as it covers any other, and a later poll tries again.
+    /// </summary>
+    private ISecretsManager Client
+    {
+        get
         {
-            _client = client;
-        }
-        else
-        {
-            _client = SecretsManagerClient.FromEnvironment();
-            _ownsClient = true;
+            if (_client is null)
+            {
+                _client = SecretsManagerClient.FromEnvironment();
+                _ownsClient = true;
+            }
+            return _client;
         }
     }
 
@@ -73,7 +82,7 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
             {
                 try
                 {
-                    _loaded[id] = SecretValue.From(await _client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id }, ct));
+                    _loaded[id] = SecretValue.From(await Client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id }, ct));
                 }
                 catch (Exception e) when (_options.Optional && e is TumblerApiException or TumblerClientException)
                 {
@@ -95,16 +104,14 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
         {
             while (await timer.WaitForNextTickAsync(ct))
             {
-                try
+                var errors = new List<Exception>();
+                if (await RefreshChangedAsync(errors, ct))
                 {
-                    if (await RefreshChangedAsync(ct))
-                    {
-                        OnReload();
-                    }
+                    OnReload();
                 }
-                catch (Exception e) when (e is not OperationCanceledException)
+                foreach (var error in errors)
                 {
-                    _options.OnReloadError?.Invoke(e);
+                    _options.OnReloadError?.Invoke(error);
                 }
             }
         }
@@ -113,8 +120,12 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
         }
     }
 
-    /// <summary>One DescribeSecret per secret; GetSecretValue only for those whose AWSCURRENT moved. True when anything changed.</summary>
-    private async Task<bool> RefreshChangedAsync(CancellationToken ct)
+    /// <summary>
+    /// One DescribeSecret per secret, by the id it was listed with (a secret deleted and made again under that name is
+    /// the new one); GetSecretValue only for those whose AWSCURRENT moved. A secret that fails keeps its old values and
+    /// its error goes into <paramref name="errors"/>; the others still reload. True when anything changed.
+    /// </summary>
+    private async Task<bool> RefreshChangedAsync(List<Exception> errors, CancellationToken ct)
     {
         await _gate.WaitAsync(ct);
         try
@@ -122,30 +133,33 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
             var changed = false;
             foreach (var id in _options.SecretIds)
             {
-                if (_loaded.TryGetValue(id, out var held))
+                try
                 {
-                    var description = await _client.DescribeSecretAsync(new DescribeSecretRequest { SecretId = held.Arn }, ct);
-                    var current = description.VersionIdsToStages.FirstOrDefault(v => v.Value.Contains(Current)).Key;
-                    if (current is null || current == held.VersionId)
+                    if (_loaded.TryGetValue(id, out var held))
                     {
-                        continue;
+                        var description = await Client.DescribeSecretAsync(new DescribeSecretRequest { SecretId = id }, ct);
+                        var current = description.VersionIdsToStages.FirstOrDefault(v => v.Value.Contains(Current)).Key;
+                        if (current is null || (current == held.VersionId && description.ARN == held.Arn))
+                        {
+                            continue;
+                        }
+                        _loaded[id] = SecretValue.From(await Client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id, VersionId = current }, ct));
                     }
-                    _loaded[id] = SecretValue.From(await _client.GetSecretValueAsync(
-                        new GetSecretValueRequest { SecretId = held.Arn, VersionId = current }, ct));
+                    else
+                    {
+                        // Optional and missing at the last load: it may exist now.
+                        _loaded[id] = SecretValue.From(await Client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id }, ct));
+                    }
+                    changed = true;
                 }
-                else
+                catch (TumblerApiException e) when (e.ErrorCode == "ResourceNotFoundException" && !_loaded.ContainsKey(id))
                 {
-                    // Optional and missing at the last load: it may exist now.
-                    try
-                    {
-                        _loaded[id] = SecretValue.From(await _client.GetSecretValueAsync(new GetSecretValueRequest { SecretId = id }, ct));
-                    }
-                    catch (TumblerApiException e) when (e.ErrorCode == "ResourceNotFoundException")
-                    {
-                        continue;
-                    }
+                    // Still missing: nothing to report.
                 }
-                changed = true;
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    errors.Add(e);
+                }
             }
             if (changed)
             {

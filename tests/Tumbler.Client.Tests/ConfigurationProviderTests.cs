@@ -5,6 +5,8 @@ using Tumbler.Client.Tests.Support;
 
 namespace Tumbler.Client.Tests;
 
+/// <remarks>In the process-environment collection: one test clears the AWS variables.</remarks>
+[Collection(ProcessEnvironment.Collection)]
 public sealed class ConfigurationProviderTests : IAsyncLifetime
 {
     private readonly LiveServer _server = new();
@@ -102,5 +104,72 @@ public sealed class ConfigurationProviderTests : IAsyncLifetime
         await _server.PutAsync("prod/app/db", """{"password":"p2"}""");
         await fired.Task.WaitAsync(TimeSpan.FromSeconds(10));
         Assert.Equal("p2", configuration["prod:app:db:password"]);
+    }
+
+    [Fact]
+    public async Task A_secret_that_fails_a_poll_keeps_its_values_the_others_still_reload_and_a_secret_made_again_is_followed()
+    {
+        await _server.CreateAsync("poll/a", """{"v":"a1"}""");
+        await _server.CreateAsync("poll/b", """{"v":"b1"}""");
+        var errors = new System.Collections.Concurrent.ConcurrentQueue<Exception>();
+        using var configuration = (ConfigurationRoot)new ConfigurationBuilder()
+            .AddTumblerSecrets(o =>
+            {
+                o.SecretIds = ["poll/b", "poll/a"]; // the failing one first: it must not stop the other
+                o.Client = _client;
+                o.ReloadInterval = TimeSpan.FromMilliseconds(100);
+                o.OnReloadError = errors.Enqueue;
+            })
+            .Build();
+
+        await _server.RawAsync("DeleteSecret", """{"SecretId": "poll/b", "ForceDeleteWithoutRecovery": true}""");
+        await _server.PutAsync("poll/a", """{"v":"a2"}""");
+        await Eventually(() => configuration["poll:a:v"] == "a2", "poll/a's new value was not loaded while poll/b failed");
+        Assert.Equal("b1", configuration["poll:b:v"]);
+        Assert.Contains(errors, e => e is TumblerApiException { ErrorCode: "ResourceNotFoundException" });
+
+        // Made again under the same name (a new ARN): the provider follows the name, as it was listed.
+        await _server.CreateAsync("poll/b", """{"v":"b2"}""");
+        await Eventually(() => configuration["poll:b:v"] == "b2", "poll/b made again was not loaded");
+    }
+
+    private static async Task Eventually(Func<bool> condition, string failure)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, failure);
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
+    public void Without_credentials_an_optional_build_succeeds_empty_and_a_required_one_fails()
+    {
+        var names = new[] { "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE" };
+        var saved = names.ToDictionary(n => n, Environment.GetEnvironmentVariable);
+        try
+        {
+            foreach (var name in names)
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
+            var nowhere = Path.Combine(Path.GetTempPath(), $"no-aws-{Guid.NewGuid():N}");
+            Environment.SetEnvironmentVariable("AWS_SHARED_CREDENTIALS_FILE", Path.Combine(nowhere, "credentials"));
+            Environment.SetEnvironmentVariable("AWS_CONFIG_FILE", Path.Combine(nowhere, "config"));
+
+            using var optional = (ConfigurationRoot)new ConfigurationBuilder()
+                .AddTumblerSecrets(o => { o.SecretIds = ["prod/app/db"]; o.Optional = true; })
+                .Build();
+            Assert.Null(optional["prod:app:db"]);
+            Assert.Throws<TumblerClientException>(() => new ConfigurationBuilder().AddTumblerSecrets(o => o.SecretIds = ["prod/app/db"]).Build());
+        }
+        finally
+        {
+            foreach (var (name, value) in saved)
+            {
+                Environment.SetEnvironmentVariable(name, value);
+            }
+        }
     }
 }

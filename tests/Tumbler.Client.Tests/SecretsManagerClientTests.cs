@@ -3,6 +3,7 @@ using Tumbler.Client.Tests.Support;
 
 namespace Tumbler.Client.Tests;
 
+[Collection(ProcessEnvironment.Collection)]
 public sealed class SecretsManagerClientTests : IAsyncLifetime
 {
     private readonly LiveServer _server = new();
