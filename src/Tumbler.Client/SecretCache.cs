@@ -134,12 +134,12 @@ public sealed class SecretCache : IDisposable
     /// <paramref name="isAuthFailure"/> is true (the database refused the password), tries what rotation may have
     /// put in the database instead, with at most two more runs of the action:
     /// <list type="number">
-    /// <item>AWSCURRENT fetched at once, whatever the TTL: when it is a newer version the action runs with it
-    /// (rotation finished after the value was cached);</item>
-    /// <item>when AWSCURRENT is the same version, or the run with the newer one was refused too: the AWSPENDING
-    /// version, fetched now (never cached), if there is one with a value not tried yet. This is the window between
-    /// setSecret and finishSecret of a single-user rotation, when the database already has the pending password
-    /// and AWSCURRENT still names the old one.</item>
+    /// <item>the AWSPENDING version, fetched now (never cached), if there is one with a value not tried yet: the
+    /// window between setSecret and finishSecret of a single-user rotation, when the database already has the
+    /// pending password and AWSCURRENT still names the old one;</item>
+    /// <item>then AWSCURRENT fetched at once, whatever the TTL, when it is a newer version (rotation finished after
+    /// the value was cached). Pending comes first: if finishSecret removes it meanwhile, this read already shows the
+    /// new version.</item>
     /// </list>
     /// When nothing newer is accepted the first failure is rethrown; a failure that is not an authentication
     /// failure is thrown as it is. Concurrent failures on the same version cause one fetch of AWSCURRENT.
@@ -251,7 +251,8 @@ public sealed class SecretCache : IDisposable
     /// <summary>One DescribeSecret: the cached value when it is still the wanted version, else that version fetched.</summary>
     private async Task<SecretValue> RevalidateAsync(Key key, SecretValue cached, CancellationToken ct)
     {
-        var description = await _client.DescribeSecretAsync(new DescribeSecretRequest { SecretId = cached.Arn }, ct);
+        // By the id the caller gave, as AWS's caching clients do: a secret deleted and made again under that name is the new one.
+        var description = await _client.DescribeSecretAsync(new DescribeSecretRequest { SecretId = key.SecretId }, ct);
         if (description.DeletedDate is not null)
         {
             // Scheduled for deletion: DescribeSecret still answers, GetSecretValue refuses. Its refusal is the answer.
@@ -272,7 +273,7 @@ public sealed class SecretCache : IDisposable
             return WithStages(cached, versions[current]);
         }
         // Fetch exactly the version DescribeSecret named (as AWS's caching clients do); the stage alone when none has it (that error is the answer).
-        return await FetchAsync(current is null ? key : new Key(cached.Arn, current, null), ct);
+        return await FetchAsync(current is null ? key : new Key(key.SecretId, current, null), ct);
     }
 
     private static SecretValue WithStages(SecretValue value, List<string> stages) =>

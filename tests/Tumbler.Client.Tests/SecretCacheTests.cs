@@ -108,6 +108,18 @@ public sealed class SecretCacheTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_secret_deleted_and_made_again_under_its_name_is_the_new_one_once_the_ttl_lapses()
+    {
+        await _server.CreateAsync("app/remade", "old");
+        using var cache = NewCache();
+        Assert.Equal("old", await cache.GetSecretStringAsync("app/remade"));
+        await _server.RawAsync("DeleteSecret", """{"SecretId":"app/remade","ForceDeleteWithoutRecovery":true}""");
+        await _server.CreateAsync("app/remade", "new");
+        _clock.Advance(TimeSpan.FromMinutes(6));
+        Assert.Equal("new", await cache.GetSecretStringAsync("app/remade"));
+    }
+
+    [Fact]
     public async Task A_secret_scheduled_for_deletion_is_an_error_once_the_ttl_lapses_as_GetSecretValue_answers()
     {
         await _server.CreateAsync("app/db", "p1");
