@@ -43,7 +43,11 @@ public sealed class JsonApiClient : IDisposable
             {
                 var trusted = new X509Certificate2Collection();
                 trusted.ImportFromPemFile(caBundlePath);
-                sockets.SslOptions.CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust };
+                // As the aws CLI with --ca-bundle: no revocation check (a private CA's certificates rarely name a CRL or OCSP responder).
+                sockets.SslOptions.CertificateChainPolicy = new X509ChainPolicy
+                {
+                    TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck,
+                };
                 sockets.SslOptions.CertificateChainPolicy.CustomTrustStore.AddRange(trusted);
             }
             handler = sockets;

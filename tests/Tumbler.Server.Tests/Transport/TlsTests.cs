@@ -150,6 +150,34 @@ public sealed class TlsTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
+    [Fact]
+    public async Task The_client_library_trusts_a_private_ca_from_its_bundle_without_a_revocation_source()
+    {
+        using var temp = new TempDataDirectory();
+        using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using var root = CertificateAuthority("CN=tumbler private ca", rootKey, issuer: null, issuerKey: null);
+        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest("CN=tumbler test server", serverKey, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        // As a private CA issues it: no CRL distribution point, no OCSP responder.
+        using var server = request.Create(root.SubjectName, X509SignatureGenerator.CreateForECDsa(rootKey),
+            DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), [7, 8, 9]);
+        var certificateFile = Path.Combine(temp.Path, "server.pem");
+        var keyFile = Path.Combine(temp.Path, "server.key.pem");
+        var bundle = Path.Combine(temp.Path, "ca.pem");
+        await File.WriteAllTextAsync(certificateFile, server.ExportCertificatePem());
+        await File.WriteAllTextAsync(keyFile, serverKey.ExportPkcs8PrivateKeyPem());
+        await File.WriteAllTextAsync(bundle, root.ExportCertificatePem());
+
+        await using var tumbler = await TumblerServer.StartAsync(
+            Options(Path.Combine(temp.Path, "data")) with { TlsCertificateFile = certificateFile, TlsKeyFile = keyFile }, TextWriter.Null, default);
+        using var client = new Tumbler.Client.SecretsManagerClient(tumbler.Endpoint,
+            new Tumbler.Client.AwsCredentials(tumbler.Root.AccessKeyId, tumbler.Root.SecretAccessKey), "us-east-1", bundle);
+        Assert.NotNull(await client.ListSecretsAsync(new Tumbler.Client.Model.ListSecretsRequest()));
+    }
+
     private static X509Certificate2 CertificateAuthority(string subject, ECDsa key, X509Certificate2? issuer, ECDsa? issuerKey)
     {
         var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
