@@ -45,11 +45,8 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
         });
     }
 
-    public Task<KeyMetadataResponse> DescribeKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct)
-    {
-        var key = Find(request.KeyId, call, "DescribeKey");
-        return Task.FromResult(new KeyMetadataResponse { KeyMetadata = Metadata(key) });
-    }
+    public async Task<KeyMetadataResponse> DescribeKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct) =>
+        new() { KeyMetadata = Metadata(await FindAsync(request.KeyId, call, "DescribeKey", ct)) };
 
     public Task EnableKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct) =>
         ChangeAsync(request.KeyId, "EnableKey", call, async key =>
@@ -57,7 +54,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             RefusePendingDeletion(key);
             await SetStateAsync(key, enabled: true, null, ct);
             return true;
-        });
+        }, ct);
 
     public Task DisableKeyAsync(KeyIdRequest request, CallContext call, CancellationToken ct) =>
         ChangeAsync(request.KeyId, "DisableKey", call, async key =>
@@ -66,7 +63,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             RefusePendingDeletion(key);
             await SetStateAsync(key, enabled: false, null, ct);
             return true;
-        });
+        }, ct);
 
     /// <summary>Refused while any secret version (even of a secret scheduled for deletion) is still encrypted under the key.</summary>
     public Task<ScheduleKeyDeletionResponse> ScheduleKeyDeletionAsync(ScheduleKeyDeletionRequest request, CallContext call, CancellationToken ct) =>
@@ -89,7 +86,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             var deletionDate = time.GetUtcNow().AddDays(days);
             await SetStateAsync(key, enabled: false, deletionDate, ct);
             return new ScheduleKeyDeletionResponse { KeyId = key.Arn, DeletionDate = deletionDate, KeyState = "PendingDeletion", PendingWindowInDays = days };
-        });
+        }, ct);
 
     /// <summary>As KMS: the key comes back Disabled; enable it to use it again.</summary>
     public Task<CancelKeyDeletionResponse> CancelKeyDeletionAsync(KeyIdRequest request, CallContext call, CancellationToken ct) =>
@@ -101,7 +98,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             }
             await SetStateAsync(key, enabled: false, null, ct);
             return new CancelKeyDeletionResponse { KeyId = key.Arn };
-        });
+        }, ct);
 
     public Task CreateAliasAsync(CreateAliasRequest request, CallContext call, CancellationToken ct) =>
         ChangeAsync(request.TargetKeyId, "CreateAlias", call, async key =>
@@ -123,7 +120,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             }
             keys.AddAlias(alias, key.KeyId);
             return true;
-        });
+        }, ct);
 
     /// <summary>
     /// As KMS's RotateKeyOnDemand: a new material version; secrets written from now on get data keys wrapped under it,
@@ -139,25 +136,25 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             }
             var rotated = await keys.RotateMaterialAsync(store, key.KeyId, time, ct);
             return new RotateKeyOnDemandResponse { KeyId = rotated.KeyId, KeyMaterialCount = rotated.Materials.Count, LastRotationDate = LastRotation(rotated) };
-        });
+        }, ct);
 
     /// <summary>Every alias, or those of one key (KeyId given), by name. One page: a deployment has few aliases.</summary>
-    public Task<ListAliasesResponse> ListAliasesAsync(ListAliasesRequest request, CallContext call, CancellationToken ct)
+    public async Task<ListAliasesResponse> ListAliasesAsync(ListAliasesRequest request, CallContext call, CancellationToken ct)
     {
         string? keyId = null;
         if (request.KeyId is not null)
         {
-            keyId = Find(request.KeyId, call, "ListAliases").KeyId;
+            keyId = (await FindAsync(request.KeyId, call, "ListAliases", ct)).KeyId;
         }
         else
         {
             Authorize(call, "ListAliases", AllKeys());
         }
-        return Task.FromResult(new ListAliasesResponse
+        return new ListAliasesResponse
         {
             Aliases = [.. keys.Aliases.Where(a => keyId is null || a.KeyId == keyId)
                 .Select(a => new AliasListEntry { AliasName = a.Alias, AliasArn = keys.AliasArn(a.Alias), TargetKeyId = a.KeyId })],
-        });
+        };
     }
 
     /// <summary>Points an existing alias at another key; refused for the default alias.</summary>
@@ -172,7 +169,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
             }
             keys.AddAlias(alias, key.KeyId);
             return true;
-        });
+        }, ct);
 
     /// <summary>Deletes an alias (the key stays); refused for the default alias.</summary>
     public async Task DeleteAliasAsync(DeleteAliasRequest request, CallContext call, CancellationToken ct)
@@ -238,11 +235,11 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
         }
     }
 
-    private async Task<T> ChangeAsync<T>(string? keyId, string operation, CallContext call, Func<KmsKeyEntity, Task<T>> change)
+    private async Task<T> ChangeAsync<T>(string? keyId, string operation, CallContext call, Func<KmsKeyEntity, Task<T>> change, CancellationToken ct)
     {
-        var key = Find(keyId, call, operation);
+        var key = await FindAsync(keyId, call, operation, ct);
         // One change at a time on this node, so a check (no version uses the key) and the change it guards are not interleaved with another change.
-        await _changes.WaitAsync();
+        await _changes.WaitAsync(ct);
         try
         {
             return await change(keys.Find(key.KeyId)!);
@@ -266,7 +263,7 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
     /// The key a reference names, once the caller may do the operation on it. For a reference that names no key,
     /// the caller is authorized on the ARN it would have, so a caller denied the action learns nothing more.
     /// </summary>
-    private KmsKeyEntity Find(string? reference, CallContext call, string operation)
+    private async Task<KmsKeyEntity> FindAsync(string? reference, CallContext call, string operation, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(reference))
         {
@@ -276,6 +273,8 @@ public sealed partial class KeyService(ISecretStore store, KeyRing keys, AccessC
         {
             throw new ServiceException(KeyErrors.Validation, "KeyId must be at most 2048 characters.");
         }
+        // A key another node sharing the store made since this node's last poll is found now, not after the next poll.
+        await keys.CatchUpAsync(store, reference, null, ct);
         var key = keys.TryResolveKeyId(reference) is { } keyId ? keys.Find(keyId) : null;
         Authorize(call, operation, key?.Arn
             ?? (reference.StartsWith("arn:", StringComparison.Ordinal) ? reference

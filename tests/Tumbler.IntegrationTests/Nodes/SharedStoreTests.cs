@@ -162,6 +162,8 @@ public sealed class SharedStoreTests(ITestOutputHelper output)
         var rootEnv = ProcessRunner.BaseEnvironment(nodes[0].AccessKeyId, nodes[0].SecretAccessKey);
         var keyId = (await TumblerProcess.RunAsync(rootEnv, "keys", "create", "--description", "shared", "--endpoint-url", nodes[1].Endpoint)).Ok()
             .Json.GetProperty("KeyMetadata").GetProperty("KeyId").GetString()!;
+        // Named to another node at once (before its next poll): it looks in the store rather than answer NotFoundException.
+        (await TumblerProcess.RunAsync(rootEnv, "keys", "describe", "--key-id", keyId, "--endpoint-url", nodes[0].Endpoint)).Ok();
         await EventuallyAsync(async () => (await clis[2].SecretsManager("create-secret", "--name", "shared/keyed", "--secret-string", "k",
             "--kms-key-id", keyId)).ExitCode == 0, "a key created on node 1 is usable on node 2");
         (await TumblerProcess.RunAsync(rootEnv, "keys", "disable", "--key-id", keyId, "--endpoint-url", nodes[0].Endpoint)).Ok();
