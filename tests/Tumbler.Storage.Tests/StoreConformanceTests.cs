@@ -471,6 +471,8 @@ public abstract class StoreConformanceTests : IAsyncLifetime
 
         Assert.Equal(1, await Store.ReleaseRotationLeasesAsync(default));
         Assert.Equal(0, await Store.ReleaseRotationLeasesAsync(default));
+        // The owner stays, the mark of an attempt that was interrupted.
+        Assert.Equal("stopped-run", (await Store.FindRotationAsync(leased.Key, default))!.LeaseOwner);
 
         var claimed = await Store.ClaimRotationsAsync(T0.AddSeconds(1), "next-run", T0.AddMinutes(2), 10, default);
         Assert.Equal([leased.Key], claimed.Select(j => j.SecretKey));

@@ -102,21 +102,28 @@ public sealed partial class SecretsService
     private const int SetSecretDone = 2;
 
     /// <summary>
-    /// Past setSecret a single-user database may take only the pending version's password, so nothing may leave that
-    /// version without AWSPENDING (unless it became AWSCURRENT): no version would hold the password that works.
+    /// Whether setSecret may have given the database the pending password: it completed, or it is running or was
+    /// interrupted (createSecret done and an attempt still holds, or held when its server died, the lease; an attempt
+    /// that ends in failure gives the lease back). Only a failed setSecret leaves the rotation free to cancel.
+    /// </summary>
+    private static bool MayHaveSetPassword(RotationJob? job) =>
+        job is { RotateImmediately: true } && (job.StepsDone >= SetSecretDone || (job.StepsDone == SetSecretDone - 1 && job.LeaseOwner is not null));
+
+    /// <summary>
+    /// Once setSecret may have run, a single-user database may take only the pending version's password, so nothing may
+    /// leave that version without AWSPENDING (unless it became AWSCURRENT): no version would hold the password that works.
     /// </summary>
     private static ServiceException PastSetSecret(SecretEntity secret, RotationJob job, string action) => ServiceException.InvalidRequest(
-        $"The rotation of {secret.Name} is past setSecret: the database may already use the password of the pending version {job.Token}, "
-        + $"so {action} could lock applications out. Let the rotation finish (RotateSecret retries it now), or make that version "
-        + $"current with UpdateSecretVersionStage (VersionStage AWSCURRENT, MoveToVersionId {job.Token}).");
+        $"The rotation of {secret.Name} has run setSecret (or is running it): the database may already use the password of the pending "
+        + $"version {job.Token}, so {action} could lock applications out. Let the rotation finish (RotateSecret retries it now), or make "
+        + $"that version current with UpdateSecretVersionStage (VersionStage AWSCURRENT, MoveToVersionId {job.Token}).");
 
     /// <summary>Refuses a label change that takes AWSPENDING off a rotation's version past setSecret (see <see cref="PastSetSecret"/>).</summary>
     private static async Task RefuseToStrandRotationAsync(ISecretWriter writer, SecretEntity secret, Dictionary<string, string> labelsBefore)
     {
         var stranded = secret.Versions.Find(v => !v.Labels.Contains(StagingLabels.Pending) && !v.Labels.Contains(StagingLabels.Current)
             && labelsBefore.TryGetValue(v.VersionId, out var before) && before.Split('\n').Contains(StagingLabels.Pending));
-        if (stranded is not null && await writer.FindRotationAsync(secret.Key) is { RotateImmediately: true, StepsDone: >= SetSecretDone } job
-            && job.Token == stranded.VersionId)
+        if (stranded is not null && await writer.FindRotationAsync(secret.Key) is { } job && MayHaveSetPassword(job) && job.Token == stranded.VersionId)
         {
             throw PastSetSecret(secret, job, "moving AWSPENDING off it");
         }
@@ -135,7 +142,7 @@ public sealed partial class SecretsService
             }
             // As on AWS, the pending version keeps its AWSPENDING label: the caller removes it.
             var job = await writer.FindRotationAsync(secret.Key);
-            if (job is { RotateImmediately: true, StepsDone: >= SetSecretDone })
+            if (job is not null && MayHaveSetPassword(job))
             {
                 // Unlike AWS: a cancelled rotation leaves its version for the caller to strip of AWSPENDING.
                 throw PastSetSecret(secret, job, "cancelling it");

@@ -113,8 +113,10 @@ public interface ISecretStore : IAsyncDisposable
     Task<bool> RenewLeaseAsync(long secretKey, string owner, DateTimeOffset leaseExpires, CancellationToken ct);
 
     /// <summary>
-    /// Frees every rotation's lease and returns how many were held. Only for a store one server has to itself, at its
-    /// start: a lease found then was left by a run of that server that stopped (crashed, killed) mid-rotation.
+    /// Ends every rotation's lease now, so the next claim takes the job at once, and returns how many were held. The
+    /// owner stays: it marks an attempt that was interrupted (its step, setSecret say, may have run). Only for a store
+    /// one server has to itself, at its start: a lease found then was left by a run of that server that stopped
+    /// (crashed, killed) mid-rotation.
     /// </summary>
     Task<int> ReleaseRotationLeasesAsync(CancellationToken ct);
 

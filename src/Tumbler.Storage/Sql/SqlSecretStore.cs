@@ -725,7 +725,7 @@ public abstract partial class SqlSecretStore : ISecretStore, IIdentityStore, IFu
         {
             var sql = (Writer)writer;
             await using var command = Command(sql.Connection, sql.Transaction,
-                "UPDATE rotations SET lease_owner = NULL, lease_expires = NULL WHERE lease_owner IS NOT NULL");
+                "UPDATE rotations SET lease_expires = 0 WHERE lease_owner IS NOT NULL AND (lease_expires IS NULL OR lease_expires <> 0)");
             return await command.ExecuteNonQueryAsync(ct);
         }, ct);
 

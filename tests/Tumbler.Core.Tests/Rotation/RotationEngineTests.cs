@@ -262,6 +262,61 @@ public sealed class RotationEngineTests
     }
 
     [Fact]
+    public async Task CancelRotateSecret_is_refused_while_setSecret_runs_and_after_an_interrupted_one_but_not_after_a_failed_one()
+    {
+        var (h, function, engine) = await SetUpAsync();
+        await using var _h = h;
+        await h.CreateAsync("app", "old");
+        var token = (await RotateAsync(h, "app")).VersionId!;
+        ServiceException? duringSetSecret = null;
+        function.Extra = async (e, _) =>
+        {
+            if (e.Step == RotationStep.SetSecret)
+            {
+                duringSetSecret = await Assert.ThrowsAsync<ServiceException>(() =>
+                    h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app" }, Caller, default));
+            }
+        };
+        function.Failing.Add(RotationStep.TestSecret);
+        await engine.RunOnceAsync(default);
+        Assert.NotNull(duringSetSecret);
+        Assert.Contains($"has run setSecret (or is running it): the database may already use the password of the pending version {token}",
+            duringSetSecret.Message, StringComparison.Ordinal);
+
+        // A server that died in setSecret leaves the lease's owner behind (its start expires the lease but keeps the owner).
+        var second = await NewInterruptedRotationAsync(h, "app2");
+        Assert.Equal(ErrorCodes.InvalidRequest, (await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app2" }, Caller, default))).ErrorCode);
+        Assert.Equal(1, await h.Store.ReleaseRotationLeasesAsync(default));
+        Assert.Equal(ErrorCodes.InvalidRequest, (await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.UpdateSecretVersionStageAsync(new UpdateSecretVersionStageRequest
+            {
+                SecretId = "app2", VersionStage = "AWSPENDING", RemoveFromVersionId = second,
+            }, Caller, default))).ErrorCode);
+
+        // A setSecret that failed gives the lease back: the rotation may be cancelled, as on AWS.
+        function.Extra = null;
+        function.Failing.Clear();
+        function.Failing.Add(RotationStep.SetSecret);
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        await engine.RunOnceAsync(default);
+        Assert.Equal("setSecret", (await DescribeAsync(h, "app2")).TumblerRotationStatus!.NextStep);
+        Assert.Equal(second, (await h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app2" }, Caller, default)).VersionId);
+    }
+
+    /// <summary>A rotation whose createSecret completed and whose setSecret attempt was claimed by a node that then died.</summary>
+    private static async Task<string> NewInterruptedRotationAsync(ServiceHarness h, string id)
+    {
+        await h.CreateAsync(id, "old");
+        var token = (await RotateAsync(h, id)).VersionId!;
+        var claimed = Assert.Single(await h.Store.ClaimRotationsAsync(h.Clock.GetUtcNow(), "dead-node", h.Clock.GetUtcNow().AddMinutes(1), 10, default),
+            j => j.Token == token);
+        claimed.StepsDone = 1;
+        Assert.True(await h.Service.RecordStepDoneAsync(claimed, default));
+        return token;
+    }
+
+    [Fact]
     public async Task CancelRotateSecret_is_refused_past_setSecret_where_the_pending_password_may_be_the_only_one_that_works()
     {
         var (h, function, engine) = await SetUpAsync();
@@ -274,7 +329,7 @@ public sealed class RotationEngineTests
 
         var refused = await Assert.ThrowsAsync<ServiceException>(() => h.Service.CancelRotateSecretAsync(new SecretIdRequest { SecretId = "app" }, Caller, default));
         Assert.Equal(ErrorCodes.InvalidRequest, refused.ErrorCode);
-        Assert.Contains($"past setSecret: the database may already use the password of the pending version {token}", refused.Message, StringComparison.Ordinal);
+        Assert.Contains($"has run setSecret (or is running it): the database may already use the password of the pending version {token}", refused.Message, StringComparison.Ordinal);
         var described = await DescribeAsync(h, "app");
         Assert.True(described.RotationEnabled);
         Assert.Equal(["AWSPENDING"], described.VersionIdsToStages![token]);
