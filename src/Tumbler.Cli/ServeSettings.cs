@@ -70,6 +70,7 @@ internal static class ServeSettings
         new("rotationLeaseSeconds", Kind.Number),
         new("rotationPollSeconds", Kind.Number),
         new("rotationRetrySeconds", Kind.Number),
+        new("rotationCaFile", Kind.Text, IsPath: true),
         new("sharedStorePollSeconds", Kind.Number),
     ];
 
@@ -321,6 +322,7 @@ internal static class ServeSettings
             Audit = Get<string>("audit") ?? defaults.Audit,
             LogFormat = Get<string>("logFormat") ?? defaults.LogFormat,
             LogLevel = Get<string>("logLevel") is { } level ? Enum.Parse<LogLevel>(level) : defaults.LogLevel,
+            RotationCaFile = Get<string>("rotationCaFile"),
             SharedStorePollInterval = merged.ContainsKey("sharedStorePollSeconds")
                 ? TimeSpan.FromSeconds(Get<double>("sharedStorePollSeconds")) : defaults.SharedStorePollInterval,
             Rotation = rotation with
@@ -404,6 +406,7 @@ internal static class ServeSettings
             case "rotationLeaseSeconds": w.WriteNumberValue(o.Rotation.LeaseDuration.TotalSeconds); break;
             case "rotationPollSeconds": w.WriteNumberValue(o.Rotation.PollInterval.TotalSeconds); break;
             case "rotationRetrySeconds": w.WriteNumberValue(o.Rotation.RetryBase.TotalSeconds); break;
+            case "rotationCaFile": WriteOptional(w, o.RotationCaFile); break;
             case "sharedStorePollSeconds": w.WriteNumberValue(o.SharedStorePollInterval.TotalSeconds); break;
             default: w.WriteNullValue(); break;
         }

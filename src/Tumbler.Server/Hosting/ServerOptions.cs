@@ -34,6 +34,11 @@ public sealed record ServerOptions
 
     /// <summary>PEM certificate (chain) served on every listen address; needs <see cref="TlsKeyFile"/>.</summary>
     public string? TlsCertificateFile { get; init; }
+    /// <summary>
+    /// PEM file of the CA(s) the built-in rotation functions trust for a database's certificate when a secret says
+    /// <c>"ssl": true</c> (a private CA, as a self-hosted database usually has); null: the system's trust store.
+    /// </summary>
+    public string? RotationCaFile { get; init; }
     /// <summary>PEM private key (PKCS#8, PKCS#1 or SEC1, unencrypted) of <see cref="TlsCertificateFile"/>.</summary>
     public string? TlsKeyFile { get; init; }
     /// <summary>Serve HTTPS with a self-signed certificate kept in DATA_DIR/tls/ (made on first start).</summary>

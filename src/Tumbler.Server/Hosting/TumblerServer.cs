@@ -64,6 +64,10 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
+        if (options.RotationCaFile is { } rotationCa && !File.Exists(rotationCa))
+        {
+            throw new StartupException($"rotationCaFile {rotationCa}: no such file.");
+        }
         CreateDataDirectory(options.DataDirectory, output);
         var directoryLock = LockDataDirectory(options.DataDirectory);
         ISecretStore store;
@@ -225,7 +229,9 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton(keyRing);
         services.AddSingleton(audit);
         services.AddSingleton(new SecretsOptions { AccountId = options.AccountId });
-        services.AddSingleton(sp => new BuiltInRotationFunctions(loggerFactory: sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp => new BuiltInRotationFunctions(
+            options.RotationCaFile is { } caFile ? BuiltInRotationFunctions.Names.ToDictionary(name => name, _ => new RotatorSettings { TlsCaFile = caFile }) : null,
+            sp.GetRequiredService<ILoggerFactory>()));
         services.AddSingleton(sp => (IFunctionStore)store);
         services.AddSingleton(sp => new FunctionService(sp.GetRequiredService<IFunctionStore>(), keyRing, sp.GetRequiredService<AccessControl>(),
             TimeProvider.System, sp.GetRequiredService<SecretsOptions>(), BuiltInRotationFunctions.Names));

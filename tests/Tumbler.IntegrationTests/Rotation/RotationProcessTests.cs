@@ -62,6 +62,27 @@ public sealed class RotationProcessTests
     }
 
     [Fact]
+    public async Task A_secret_with_ssl_true_rotates_against_a_database_whose_private_ca_is_named_by_TUMBLER_ROTATION_CA_FILE()
+    {
+        var (user, initial) = await CreateDatabaseUserAsync();
+        await MariaDb.ExecuteAsync($"ALTER USER '{user}'@'%' REQUIRE SSL"); // only a verified TLS login works
+        await using var server = await TumblerServer.StartAsync(new TumblerServerOptions
+        {
+            Environment = new Dictionary<string, string>(FastRotation) { ["TUMBLER_ROTATION_CA_FILE"] = MariaDb.CaFile },
+        });
+        var cli = AwsCli.For(server);
+        var secret = new JsonObject
+        {
+            ["engine"] = "mariadb", ["host"] = MariaDb.Host, ["port"] = MariaDb.Port, ["username"] = user, ["password"] = initial, ["ssl"] = true,
+        }.ToJsonString();
+        (await cli.SecretsManager("create-secret", "--name", $"db/{user}", "--secret-string", secret)).Ok();
+        (await cli.SecretsManager("rotate-secret", "--secret-id", $"db/{user}", "--rotation-lambda-arn", SingleUserArn)).Ok();
+        await WaitForRotationAsync(cli, $"db/{user}", TimeSpan.FromSeconds(60));
+        Assert.True(await MariaDb.CanLoginAsync(user, await PasswordAsync(cli, $"db/{user}")));
+        Assert.False(await MariaDb.CanLoginAsync(user, initial));
+    }
+
+    [Fact]
     public async Task The_aws_cli_rotates_a_real_database_password_and_describe_shows_the_schedule()
     {
         var (user, initial) = await CreateDatabaseUserAsync();
