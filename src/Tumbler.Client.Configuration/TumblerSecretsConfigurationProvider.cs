@@ -105,9 +105,17 @@ public sealed class TumblerSecretsConfigurationProvider : ConfigurationProvider,
             while (await timer.WaitForNextTickAsync(ct))
             {
                 var errors = new List<Exception>();
-                if (await RefreshChangedAsync(errors, ct))
+                try
                 {
-                    OnReload();
+                    if (await RefreshChangedAsync(errors, ct))
+                    {
+                        OnReload();
+                    }
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A reload subscriber that throws must not end the polling.
+                    errors.Add(e);
                 }
                 foreach (var error in errors)
                 {
