@@ -312,6 +312,8 @@ internal static class ExecCommand
         private static readonly int SigUsr1 = OperatingSystem.IsMacOS() ? 30 : 10, SigUsr2 = OperatingSystem.IsMacOS() ? 31 : 12;
 
         private readonly List<PosixSignalRegistration> _registrations = [];
+        private readonly Lock _starting = new();
+        private readonly List<int> _arrivedWhileStarting = [];
         private volatile Process _child = null!;
         private volatile bool _stopping;
 
@@ -325,18 +327,26 @@ internal static class ExecCommand
             {
                 _registrations.Add(PosixSignalRegistration.Create(signal, OnSignal));
             }
+            Process child;
             try
             {
-                _child = start();
+                child = start();
             }
             catch
             {
                 Dispose();
                 throw;
             }
-            if (_stopping)
+            // A signal that came while the child was being started (it may already have said it runs) is passed on now.
+            int[] arrived;
+            lock (_starting)
             {
-                Native.Kill(_child.Id, SigTerm); // asked to stop while the child was being started
+                _child = child;
+                arrived = [.. _arrivedWhileStarting];
+            }
+            foreach (var number in arrived)
+            {
+                Native.Kill(child.Id, number);
             }
         }
 
@@ -359,10 +369,17 @@ internal static class ExecCommand
             {
                 return; // Ctrl-C / Ctrl-\ reached the child from the terminal already; a second one could kill it harder
             }
-            if (_child is { } child) // null only while it is being started (a stop is then sent after the start)
+            Process? child;
+            lock (_starting)
             {
-                Native.Kill(child.Id, number);
+                child = _child;
+                if (child is null)
+                {
+                    _arrivedWhileStarting.Add(number); // sent once the child is started
+                    return;
+                }
             }
+            Native.Kill(child.Id, number);
         }
 
         public async Task<int> WaitAsync()
