@@ -117,12 +117,7 @@ public sealed class TlsTests
         using var intermediateKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var intermediate = CertificateAuthority("CN=tumbler test intermediate", intermediateKey, root, rootKey);
         using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=tumbler test server", serverKey, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        using var server = request.Create(intermediate.SubjectName, X509SignatureGenerator.CreateForECDsa(intermediateKey),
-            DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3]);
+        using var server = ServerCertificate(serverKey, intermediate, intermediateKey);
         // As a CA hands it out (fullchain.pem): the server's certificate, then the intermediate.
         var chainFile = Path.Combine(temp.Path, "fullchain.pem");
         var keyFile = Path.Combine(temp.Path, "server.key.pem");
@@ -157,13 +152,7 @@ public sealed class TlsTests
         using var rootKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var root = CertificateAuthority("CN=tumbler private ca", rootKey, issuer: null, issuerKey: null);
         using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var request = new CertificateRequest("CN=tumbler test server", serverKey, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddIpAddress(IPAddress.Loopback);
-        request.CertificateExtensions.Add(names.Build());
-        // As a private CA issues it: no CRL distribution point, no OCSP responder.
-        using var server = request.Create(root.SubjectName, X509SignatureGenerator.CreateForECDsa(rootKey),
-            DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), [7, 8, 9]);
+        using var server = ServerCertificate(serverKey, root, rootKey);
         var certificateFile = Path.Combine(temp.Path, "server.pem");
         var keyFile = Path.Combine(temp.Path, "server.key.pem");
         var bundle = Path.Combine(temp.Path, "ca.pem");
@@ -176,6 +165,17 @@ public sealed class TlsTests
         using var client = new Tumbler.Client.SecretsManagerClient(tumbler.Endpoint,
             new Tumbler.Client.AwsCredentials(tumbler.Root.AccessKeyId, tumbler.Root.SecretAccessKey), "us-east-1", bundle);
         Assert.NotNull(await client.ListSecretsAsync(new Tumbler.Client.Model.ListSecretsRequest()));
+    }
+
+    /// <summary>A certificate for 127.0.0.1 issued by <paramref name="issuer"/>, as a private CA issues one: no CRL or OCSP URL.</summary>
+    private static X509Certificate2 ServerCertificate(ECDsa serverKey, X509Certificate2 issuer, ECDsa issuerKey)
+    {
+        var request = new CertificateRequest("CN=tumbler test server", serverKey, HashAlgorithmName.SHA256);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddIpAddress(IPAddress.Loopback);
+        request.CertificateExtensions.Add(names.Build());
+        return request.Create(issuer.SubjectName, X509SignatureGenerator.CreateForECDsa(issuerKey),
+            DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow.AddDays(1), [1, 2, 3]);
     }
 
     private static X509Certificate2 CertificateAuthority(string subject, ECDsa key, X509Certificate2? issuer, ECDsa? issuerKey)
