@@ -142,10 +142,7 @@ internal static class ServeCommand
                 }
                 options = ServeSettings.Build(directory, merged, FaultInjection()) with { RootKeyPassphraseFile = parse.GetValue(passphraseFile) };
                 options.Validate();
-                if (options.RootKeyPassphraseFile is { } passphrase && !File.Exists(passphrase))
-                {
-                    throw new StartupException($"--root-key-passphrase-file {passphrase}: no such file.");
-                }
+                options.RequireNamedFiles();
             }
             catch (StartupException e)
             {

@@ -109,7 +109,7 @@ public sealed class ServeConfigTests
     }
 
     [Fact]
-    public async Task Print_config_names_a_passphrase_as_the_root_key_source_and_refuses_a_missing_passphrase_file()
+    public async Task Print_config_names_a_passphrase_as_the_root_key_source_and_refuses_a_missing_passphrase_or_rotation_ca_file()
     {
         using var temp = new TempDirectory();
         var dataDir = NewDataDir(temp, "{}");
@@ -140,6 +140,14 @@ public sealed class ServeConfigTests
         });
         Assert.Equal(1, refused.ExitCode);
         Assert.Contains($"--root-key-passphrase-file {missing}: no such file.", refused.StandardError, StringComparison.Ordinal);
+
+        var noCa = await TumblerServer.RunExpectingExitAsync(new TumblerServerOptions
+        {
+            DataDir = dataDir, ExtraArgs = ["--print-config"],
+            Environment = new Dictionary<string, string> { ["TUMBLER_ROTATION_CA_FILE"] = missing },
+        });
+        Assert.Equal(1, noCa.ExitCode);
+        Assert.Contains($"rotationCaFile {missing}: no such file.", noCa.StandardError, StringComparison.Ordinal);
     }
 
     [Theory]

@@ -145,6 +145,22 @@ public sealed record ServerOptions
         return networks;
     }
 
+    /// <summary>
+    /// Checks that the files read later (the passphrase at start, the rotation CA at the first rotation) exist, so a typo
+    /// fails at once, --print-config included; throws <see cref="StartupException"/>. (The TLS files are read at start.)
+    /// </summary>
+    public void RequireNamedFiles()
+    {
+        if (RootKeyPassphraseFile is { } passphrase && !File.Exists(passphrase))
+        {
+            throw new StartupException($"--root-key-passphrase-file {passphrase}: no such file.");
+        }
+        if (RotationCaFile is { } rotationCa && !File.Exists(rotationCa))
+        {
+            throw new StartupException($"rotationCaFile {rotationCa}: no such file.");
+        }
+    }
+
     /// <summary>Checks the combinations that are wrong whatever the machine; throws <see cref="StartupException"/>.</summary>
     public void Validate()
     {

@@ -57,6 +57,7 @@ public sealed class TumblerServer : IAsyncDisposable
     public static async Task<TumblerServer> StartAsync(ServerOptions options, TextWriter output, CancellationToken ct)
     {
         options.Validate();
+        options.RequireNamedFiles();
         var endPoints = options.ListenEndPoints();
         for (var i = 0; i < endPoints.Count; i++)
         {
@@ -64,10 +65,6 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
-        if (options.RotationCaFile is { } rotationCa && !File.Exists(rotationCa))
-        {
-            throw new StartupException($"rotationCaFile {rotationCa}: no such file.");
-        }
         CreateDataDirectory(options.DataDirectory, output);
         var directoryLock = LockDataDirectory(options.DataDirectory);
         ISecretStore store;
