@@ -16,13 +16,15 @@ namespace Tumbler.Server.Audit;
 /// dispose, so a power cut can lose at most about that last second.
 /// </para>
 /// <para>
-/// Crash between the two writes: the log is written first and the head second, so a crash leaves the
-/// head at most one record behind the log, and that record's <c>prev</c> names the head's hash. This is
-/// the one disagreement accepted: <see cref="Open"/> moves the head forward (and says so in
-/// <see cref="StartupNote"/>) and <see cref="AuditVerifier"/> reports the log intact with a note. Writing
-/// the head first instead would leave a head ahead of the log after a crash, which looks exactly like a
-/// removed last record, so tampering could hide behind "it was a crash". Any other disagreement makes
-/// <see cref="Open"/> throw: the server does not start on a log that may have been tampered with.
+/// Crash between the two writes: the log is written first and the head second, and the log is fsynced before the
+/// head, so a crash leaves the head behind the log: one record after <c>kill -9</c>, up to about the last second's
+/// records after a power cut or a disk fault between the two fsyncs (or a head still empty, as created). The records
+/// after the head then still form a chain from the head's hash. This is the one disagreement accepted:
+/// <see cref="Open"/> checks that chain, moves the head forward and says so in <see cref="StartupNote"/>, and
+/// <see cref="AuditVerifier"/> reports the log intact, naming the records the head does not cover. Writing the head
+/// first instead would leave a head ahead of the log after a crash, which looks exactly like removed records, so
+/// tampering could hide behind "it was a crash". Any other disagreement makes <see cref="Open"/> throw: the server
+/// does not start on a log that may have been tampered with.
 /// </para>
 /// <para>
 /// Failures: a failed write sets <see cref="IsHealthy"/> false and throws <see cref="AuditUnavailableException"/>;
@@ -96,7 +98,7 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
     /// <summary>
     /// Opens (creating if needed) the audit log of a data directory and resumes its chain: reads the last
     /// line (seeking from the end) and the head. Throws <see cref="AuditUnavailableException"/> when they
-    /// disagree (beyond a head one record behind, see the class comment) or the files cannot be opened.
+    /// disagree (beyond a head behind the log, see the class comment) or the files cannot be opened.
     /// </summary>
     public static FileAuditLog Open(string dataDirectory) => Open(dataDirectory, TimeSpan.FromSeconds(1));
 
@@ -152,7 +154,7 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             }
             else
             {
-                var lastLine = ReadLastLine(log.SafeFileHandle, length, out var problem);
+                var lastLine = ReadLastLine(log.SafeFileHandle, length, out var lastStart, out var problem);
                 if (lastLine is null)
                 {
                     throw Refuse(dataDirectory, directory, problem!);
@@ -166,23 +168,26 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
                 {
                     throw Refuse(dataDirectory, directory, $"the last record (seq {last.Seq}) does not match its hash: it was altered");
                 }
-                if (current is null && headExisted && last.Seq == 1 && last.Prev == AuditFormat.ZeroHash)
+                // An empty head names no record yet: it is created empty with the log (a missing one was refused above).
+                var headSeq = current?.Seq ?? 0;
+                if (last.Seq < headSeq)
                 {
-                    // The head is created empty before the first append: a crash right after the first record.
-                    note = "audit: the head was empty but the log holds seq 1: the first append was interrupted before the head update, e.g. by a crash; the head now names seq 1.";
+                    throw Refuse(dataDirectory, directory, $"the log ends at seq {last.Seq} but the head names seq {headSeq} (records were removed from the end)");
                 }
-                else if (current is null)
+                if (last.Seq == headSeq && last.Hash != current!.Hash)
                 {
-                    throw Refuse(dataDirectory, directory, $"the log holds records up to seq {last.Seq} but the head file is missing or empty");
+                    throw Refuse(dataDirectory, directory, $"the log ends at seq {last.Seq} but the head names another hash for it (the last record was replaced)");
                 }
-                else if (current.Seq == last.Seq - 1 && current.Hash == last.Prev)
+                if (last.Seq > headSeq)
                 {
-                    note = $"audit: the head was one record behind the log (seq {current.Seq} < {last.Seq}): the last append was interrupted before the head update, e.g. by a crash; the head now names seq {last.Seq}.";
-                }
-                else if (current.Seq != last.Seq || current.Hash != last.Hash)
-                {
-                    throw Refuse(dataDirectory, directory, $"the log ends at seq {last.Seq} but the head names seq {current.Seq}"
-                        + (current.Seq == last.Seq ? " with another hash (the last record was replaced)" : current.Seq > last.Seq ? " (records were removed from the end)" : " (records were appended after the head)"));
+                    var broken = CheckRecordsAfterHead(log.SafeFileHandle, last, lastStart, headSeq, current?.Hash ?? AuditFormat.ZeroHash);
+                    if (broken is not null)
+                    {
+                        throw Refuse(dataDirectory, directory, broken);
+                    }
+                    note = $"audit: the head named seq {headSeq} but the log holds records up to seq {last.Seq}, chained to it: "
+                        + "they were written after the head last reached the disk (a crash, power cut or disk fault between the two); "
+                        + $"the head now names seq {last.Seq}.";
                 }
                 seq = last.Seq;
                 prev = last.Hash;
@@ -236,9 +241,13 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
         return stream;
     }
 
-    /// <summary>The last line without its '\n', read backwards from the end; null (with the reason) when the file does not end in a whole line.</summary>
-    private static byte[]? ReadLastLine(SafeFileHandle handle, long length, out string? problem)
+    /// <summary>
+    /// The last line before <paramref name="length"/> without its '\n', read backwards, and where it starts; null (with
+    /// the reason) when the bytes before <paramref name="length"/> do not end in a whole line.
+    /// </summary>
+    private static byte[]? ReadLastLine(SafeFileHandle handle, long length, out long start, out string? problem)
     {
+        start = length;
         var one = new byte[1];
         RandomAccess.Read(handle, one, length - 1);
         if (one[0] != (byte)'\n')
@@ -268,8 +277,32 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
         }
         var line = new byte[end - position];
         RandomAccess.Read(handle, line, position);
+        start = position;
         problem = null;
         return line;
+    }
+
+    /// <summary>
+    /// Walks back from the last record to the head's: each record must match its hash and follow the one before it, and
+    /// the first after the head must name the head's hash as prev. Null when they do; otherwise what is wrong.
+    /// </summary>
+    private static string? CheckRecordsAfterHead(SafeFileHandle log, ParsedLine last, long lastStart, long headSeq, string headHash)
+    {
+        var record = last;
+        var start = lastStart;
+        while (record.Seq > headSeq + 1)
+        {
+            var line = start > 0 ? ReadLastLine(log, start, out start, out _) : null;
+            var previous = line is null ? null : AuditFormat.Parse(line, out _);
+            if (previous is null || !previous.HashMatches || previous.Seq != record.Seq - 1 || previous.Hash != record.Prev)
+            {
+                return $"record seq {record.Seq}, after the head (seq {headSeq}), does not follow a valid record seq {record.Seq - 1}";
+            }
+            record = previous;
+        }
+        return record.Seq == headSeq + 1 && record.Prev == headHash
+            ? null
+            : $"record seq {record.Seq}, the first after the head (seq {headSeq}), does not follow the head's record";
     }
 
     public ValueTask AppendAsync(AuditRecord record, CancellationToken ct)

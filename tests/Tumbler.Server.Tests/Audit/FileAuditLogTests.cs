@@ -151,46 +151,49 @@ public sealed class FileAuditLogTests
         await Assert.ThrowsAsync<AuditUnavailableException>(() => log.AppendAsync(AuditDataDir.Record(1), CancellationToken.None).AsTask());
     }
 
-    [Fact]
-    public async Task A_head_one_record_behind_after_a_crash_is_moved_on_at_open_and_said()
+    [Theory]
+    [InlineData(1)] // kill -9 between the log's write and the head's
+    [InlineData(4)] // a power cut or a disk fault between the log's fsync and the head's
+    public async Task A_head_behind_the_log_after_a_crash_is_moved_on_at_open_and_said(int behind)
     {
         using var data = new AuditDataDir();
         await data.WriteAsync(2);
         var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
-        await data.WriteAsync(1, firstIndex: 3);
-        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo); // as if killed between the log append and the head update
+        await data.WriteAsync(behind, firstIndex: 3);
+        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo);
+        var last = 2 + behind;
 
-        var behind = AuditVerifier.Verify(data.Path);
-        Assert.True(behind.Intact, behind.Message);
-        Assert.Contains("one record behind", behind.Message, StringComparison.Ordinal);
+        var verified = AuditVerifier.Verify(data.Path);
+        Assert.True(verified.Intact, verified.Message);
+        Assert.Contains(behind == 1 ? $"record seq {last} follows the head" : $"the {behind} records seq 3 to {last} follow the head", verified.Message, StringComparison.Ordinal);
 
         await using (var log = FileAuditLog.Open(data.Path))
         {
-            Assert.Equal(3, log.LastSeq);
-            Assert.Contains("one record behind", log.StartupNote, StringComparison.Ordinal);
-            await log.AppendAsync(AuditDataDir.Record(4), CancellationToken.None);
+            Assert.Equal(last, log.LastSeq);
+            Assert.Contains($"the head named seq 2 but the log holds records up to seq {last}", log.StartupNote, StringComparison.Ordinal);
+            await log.AppendAsync(AuditDataDir.Record(last + 1), CancellationToken.None);
         }
         var result = AuditVerifier.Verify(data.Path);
         Assert.True(result.Intact, result.Message);
-        Assert.Equal("Audit log intact: 4 records, head seq 4.", result.Message);
+        Assert.Equal($"Audit log intact: {last + 1} records, head seq {last + 1}.", result.Message);
     }
 
     [Fact]
     public async Task A_crash_before_the_first_head_write_leaves_an_empty_head_that_open_accepts()
     {
         using var data = new AuditDataDir();
-        await data.WriteAsync(1);
-        await File.WriteAllBytesAsync(data.HeadPath, []); // the head is created empty with the log
+        await data.WriteAsync(6);
+        await File.WriteAllBytesAsync(data.HeadPath, []); // the head is created empty with the log, and fsynced after it
 
         var result = AuditVerifier.Verify(data.Path);
         Assert.True(result.Intact, result.Message);
-        Assert.Contains("one record behind", result.Message, StringComparison.Ordinal);
+        Assert.Contains("the 6 records seq 1 to 6 follow the head", result.Message, StringComparison.Ordinal);
         await using (var log = FileAuditLog.Open(data.Path))
         {
-            Assert.Equal(1, log.LastSeq);
+            Assert.Equal(6, log.LastSeq);
             Assert.NotNull(log.StartupNote);
         }
-        Assert.Equal("Audit log intact: 1 records, head seq 1.", AuditVerifier.Verify(data.Path).Message);
+        Assert.Equal("Audit log intact: 6 records, head seq 6.", AuditVerifier.Verify(data.Path).Message);
 
         // Without a head file at all it is not a crash state.
         File.Delete(data.HeadPath);
@@ -198,6 +201,38 @@ public sealed class FileAuditLogTests
         Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
         Assert.False(File.Exists(data.HeadPath), "a refused open must not create the head");
         Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+    }
+
+    [Theory]
+    [InlineData("edited", "record seq 4, after the head (seq 2), does not follow a valid record seq 3")]
+    [InlineData("rechained", "record seq 3, the first after the head (seq 2), does not follow the head's record")]
+    [InlineData("gap", "record seq 5, after the head (seq 2), does not follow a valid record seq 4")]
+    public async Task Open_refuses_records_after_the_head_that_do_not_chain_to_it(string damage, string expected)
+    {
+        using var data = new AuditDataDir();
+        await data.WriteAsync(2);
+        var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
+        await data.WriteAsync(3, firstIndex: 3);
+        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo);
+        var lines = data.Lines();
+        switch (damage)
+        {
+            case "edited": // seq 3 edited: its hash no longer matches
+                lines[2] = lines[2].Replace("req-3", "req-9", StringComparison.Ordinal);
+                break;
+            case "rechained": // seq 3 to 5 forged on another seq 2: well hashed, but not from the head's record
+                lines[2] = AuditDataDir.Forge(3, new string('a', 64), AuditDataDir.Record(3));
+                lines[3] = AuditDataDir.Forge(4, AuditDataDir.Parse(lines[2]).Hash, AuditDataDir.Record(4));
+                lines[4] = AuditDataDir.Forge(5, AuditDataDir.Parse(lines[3]).Hash, AuditDataDir.Record(5));
+                break;
+            case "gap": // seq 4 removed
+                lines.RemoveAt(3);
+                break;
+        }
+        data.WriteLines(lines);
+        var e = Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+        Assert.Contains(expected, e.Message, StringComparison.Ordinal);
+        Assert.False(AuditVerifier.Verify(data.Path).Intact);
     }
 
     [Theory]
