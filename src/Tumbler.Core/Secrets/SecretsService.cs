@@ -983,7 +983,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         if (nextToken is not null)
         {
             var parts = DecodeToken(nextToken).Split('\n');
-            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow))
+            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
+                || (sortBy != "name" && (parts[2].Length != 20 || !long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out _))))
             {
                 throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
             }

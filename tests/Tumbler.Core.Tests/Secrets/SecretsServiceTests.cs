@@ -377,6 +377,14 @@ public sealed class SecretsServiceTests
         Assert.Empty(rest.SecretValues);
         Assert.Contains(":secret:batch/empty-", Assert.Single(rest.Errors).SecretId!, StringComparison.Ordinal);
         Assert.Null(rest.NextToken);
+        foreach (var forged in new[] { "created-date\nasc\nzzz\n1", "created-date\nasc\n12\n1", "name\nasc\nbatch/a\n1" })
+        {
+            var refused = await Assert.ThrowsAsync<ServiceException>(() => h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest
+            {
+                Filters = [new Filter { Key = "name", Values = ["batch/"] }], NextToken = Convert.ToBase64String(Encoding.UTF8.GetBytes(forged)),
+            }, Caller, default));
+            Assert.Equal("InvalidNextTokenException", refused.ErrorCode);
+        }
 
         var both = await Assert.ThrowsAsync<ServiceException>(() => h.Service.BatchGetSecretValueAsync(new BatchGetSecretValueRequest
         {
