@@ -280,8 +280,12 @@ public sealed class TumblerServer : IAsyncDisposable
         {
             app.MapMetrics("/metrics", app.Services.GetRequiredService<ServerMetrics>().Registry);
         }
-        app.MapFallback(http => ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
-            "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true));
+        app.MapFallback(http =>
+        {
+            http.Response.Headers["x-amzn-RequestId"] = http.TraceIdentifier;
+            return ErrorWriter.WriteAsync(http, StatusCodes.Status404NotFound, "UnknownOperationException",
+                "Tumbler serves the Secrets Manager API with POST /.", lowerCaseMessage: true);
+        });
         app.Lifetime.ApplicationStopped.Register(() =>
         {
             (audit as IAsyncDisposable)?.DisposeAsync().AsTask().GetAwaiter().GetResult();

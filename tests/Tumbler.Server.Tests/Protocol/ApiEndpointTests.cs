@@ -125,6 +125,14 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
         var later = await ErrorOf(fixture.SendAsync("ReplicateSecretToRegions", "{\"SecretId\": \"x\", \"AddReplicaRegions\": [{\"Region\": \"eu-west-1\"}]}"));
         Assert.Equal((HttpStatusCode.BadRequest, "InvalidRequestException"), (later.Status, later.Type));
         Assert.Contains("ReplicateSecretToRegions", later.Message, StringComparison.Ordinal);
+
+        // Another method or path: the same shape, and a request id to quote, as every answer has.
+        foreach (var (method, path) in new[] { (HttpMethod.Get, "/"), (HttpMethod.Post, "/other"), (HttpMethod.Put, "/") })
+        {
+            var elsewhere = await ErrorOf(fixture.Http.SendAsync(new HttpRequestMessage(method, new Uri(fixture.Server.Endpoint, path))));
+            Assert.Equal((HttpStatusCode.NotFound, "UnknownOperationException"), (elsewhere.Status, elsewhere.Type));
+            Assert.False(string.IsNullOrEmpty(elsewhere.Response.Headers.GetValues("x-amzn-RequestId").Single()), $"{method} {path}");
+        }
     }
 
     [Fact]
