@@ -88,7 +88,7 @@ internal static class MySqlServer
             UserID = secret.Username,
             Password = secret.Password,
             Database = secret.DbName ?? "",
-            // Verified TLS is "Required" plus our own certificate check (see VerifyServerCertificate).
+            // Verified TLS is "Required" plus our own certificate check (ServerCertificateCheck).
             SslMode = verify ? MySqlSslMode.Required : sslMode,
             ConnectionTimeout = timeoutSeconds,
             DefaultCommandTimeout = 30,
@@ -108,10 +108,10 @@ internal static class MySqlServer
             // fingerprint), so a man in the middle would receive the login, and the password itself when
             // it asks for mysql_clear_password. This callback refuses the certificate during the TLS
             // handshake, before anything of the login is sent.
-            var trustedRoots = LoadCaFile(settings.TlsCaFile);
+            var trustedRoots = ServerCertificateCheck.LoadCaFile(settings.TlsCaFile);
             connection.RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
             {
-                certificateProblem = VerifyServerCertificate(certificate, chain, errors, trustedRoots);
+                certificateProblem = ServerCertificateCheck.Verify(certificate, chain, errors, trustedRoots);
                 return certificateProblem is null;
             };
         }
@@ -125,79 +125,7 @@ internal static class MySqlServer
         var (attempt, error) = await DatabaseLogin.OpenAsync(connection, secret, how, (int)timeoutSeconds, logger, ct);
         return error is null
             ? attempt
-            : DatabaseLogin.Failed(secret, how, certificateProblem is not null
-                ? $"the server's TLS certificate was refused: {certificateProblem}"
-                : DatabaseLogin.Describe(error));
-    }
-
-    /// <summary>
-    /// The certificate check of verified TLS (secret <c>ssl</c> true): the host name must match, and the
-    /// chain must lead to the system's trust store, or, when the settings name a CA file, to one of its
-    /// certificates (and only those). Revocation is not checked, as the templates do not.
-    /// </summary>
-    /// <returns>Null when the certificate is accepted, else why not.</returns>
-    internal static string? VerifyServerCertificate(X509Certificate? certificate, X509Chain? presented, SslPolicyErrors errors,
-        X509Certificate2Collection? trustedRoots)
-    {
-        if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
-        {
-            return "the server sent no certificate";
-        }
-        if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
-        {
-            return "it is not issued for the host name in the secret";
-        }
-        if (trustedRoots is null)
-        {
-            return errors == SslPolicyErrors.None ? null : $"it is not trusted by the system's CA store ({Describe(presented)})";
-        }
-        using var chain = new X509Chain();
-        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-        chain.ChainPolicy.CustomTrustStore.AddRange(trustedRoots);
-        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        if (presented is not null)
-        {
-            foreach (var element in presented.ChainElements)
-            {
-                chain.ChainPolicy.ExtraStore.Add(element.Certificate);
-            }
-        }
-        bool built;
-        if (certificate is X509Certificate2 leaf)
-        {
-            built = chain.Build(leaf);
-        }
-        else
-        {
-            using var copy = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-            built = chain.Build(copy);
-        }
-        return built ? null : $"it is not issued by the configured CA ({Describe(chain)})";
-
-        static string Describe(X509Chain? chain) =>
-            chain is null || chain.ChainStatus.Length == 0
-                ? "no chain"
-                : string.Join(", ", chain.ChainStatus.Select(status => status.Status.ToString()).Distinct());
-    }
-
-    private static X509Certificate2Collection? LoadCaFile(string? path)
-    {
-        if (path is null)
-        {
-            return null;
-        }
-        var certificates = new X509Certificate2Collection();
-        try
-        {
-            certificates.ImportFromPemFile(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            throw new RotationStepException($"The TLS CA file {path} cannot be read: {e.Message}");
-        }
-        return certificates.Count > 0
-            ? certificates
-            : throw new RotationStepException($"The TLS CA file {path} holds no PEM certificate");
+            : DatabaseLogin.Failed(secret, how, ServerCertificateCheck.Describe(certificateProblem, error));
     }
 
     public static async Task<string> ServerVersionAsync(MySqlConnection connection, CancellationToken ct)

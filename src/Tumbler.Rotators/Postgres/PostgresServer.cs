@@ -73,7 +73,8 @@ internal static class PostgresServer
             Username = secret.Username,
             Password = secret.Password,
             Database = secret.DbName ?? DefaultDatabase,
-            SslMode = sslMode,
+            // Verified TLS is "Require" plus our own certificate check (ServerCertificateCheck), which says why it refuses.
+            SslMode = sslMode == SslMode.VerifyFull ? SslMode.Require : sslMode,
             Timeout = timeoutSeconds,
             CommandTimeout = 30,
             // A password change must be seen by the very next login: no pooled sessions.
@@ -85,15 +86,17 @@ internal static class PostgresServer
             // connection attempt after every failed one.
             GssEncryptionMode = GssEncryptionMode.Disable,
         };
-        if (sslMode == SslMode.VerifyFull && settings.TlsCaFile is { } caFile)
-        {
-            if (!File.Exists(caFile))
-            {
-                throw new RotationStepException($"The TLS CA file {caFile} cannot be read: it does not exist");
-            }
-            builder.RootCertificate = caFile;
-        }
         var connection = new NpgsqlConnection(builder.ConnectionString);
+        string? certificateProblem = null;
+        if (sslMode == SslMode.VerifyFull)
+        {
+            var trustedRoots = ServerCertificateCheck.LoadCaFile(settings.TlsCaFile);
+            connection.SslClientAuthenticationOptionsCallback = options => options.RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+            {
+                certificateProblem = ServerCertificateCheck.Verify(certificate, chain, errors, trustedRoots);
+                return certificateProblem is null;
+            };
+        }
 
         var how = sslMode switch
         {
@@ -108,7 +111,7 @@ internal static class PostgresServer
         }
         // 28000 is also pg_hba's "no entry ... SSL encryption", which a plain retry may pass (as libpq's prefer does).
         var refused = error is PostgresException pg && pg.SqlState != PostgresErrorCodes.InvalidAuthorizationSpecification;
-        return (DatabaseLogin.Failed(secret, how, DatabaseLogin.Describe(error)), refused);
+        return (DatabaseLogin.Failed(secret, how, ServerCertificateCheck.Describe(certificateProblem, error)), refused);
     }
 
     /// <summary>

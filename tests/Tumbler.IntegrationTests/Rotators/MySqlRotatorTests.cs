@@ -255,23 +255,11 @@ public sealed class MySqlRotatorTests : IAsyncLifetime
         Assert.True(await MariaDb.CanLoginAsync(user, "first-Pass1"));
 
         // Another CA configured: still refused.
-        var otherCa = Path.Combine(Path.GetTempPath(), $"tumbler-other-ca-{Guid.NewGuid():N}.pem");
-        using (var key = RSA.Create(2048))
+        using (var otherCa = new UnrelatedCa())
         {
-            var request = new CertificateRequest("CN=Some other CA", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-            using var ca = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
-            await File.WriteAllTextAsync(otherCa, ca.ExportCertificatePem());
-        }
-        try
-        {
-            var wrongCa = new MySqlSingleUserRotator(MySqlFlavor.MariaDb, new RotatorSettings { TlsCaFile = otherCa });
+            var wrongCa = new MySqlSingleUserRotator(MySqlFlavor.MariaDb, new RotatorSettings { TlsCaFile = otherCa.PemFile });
             var refused = await Assert.ThrowsAsync<RotationStepException>(() => _harness.RotateAsync(wrongCa, arn));
             Assert.Contains("the server's TLS certificate was refused: it is not issued by the configured CA", refused.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            File.Delete(otherCa);
         }
         Assert.True(await MariaDb.CanLoginAsync(user, "first-Pass1"));
 
@@ -655,9 +643,9 @@ public sealed class BuiltInRotationFunctionsTests
         using var certificate = new CertificateRequest("CN=db.example", key, HashAlgorithmName.SHA256)
             .CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         Assert.Equal("it is not issued for the host name in the secret",
-            MySqlServer.VerifyServerCertificate(certificate, null, SslPolicyErrors.RemoteCertificateNameMismatch, [certificate]));
-        Assert.Null(MySqlServer.VerifyServerCertificate(certificate, null, SslPolicyErrors.None, null));
-        Assert.Equal("the server sent no certificate", MySqlServer.VerifyServerCertificate(null, null, SslPolicyErrors.RemoteCertificateNotAvailable, null));
+            ServerCertificateCheck.Verify(certificate, null, SslPolicyErrors.RemoteCertificateNameMismatch, [certificate]));
+        Assert.Null(ServerCertificateCheck.Verify(certificate, null, SslPolicyErrors.None, null));
+        Assert.Equal("the server sent no certificate", ServerCertificateCheck.Verify(null, null, SslPolicyErrors.RemoteCertificateNotAvailable, null));
     }
 
     [Theory]

@@ -240,11 +240,20 @@ public sealed class PostgresRotatorTests : IAsyncLifetime
         // The test CA is not in the system trust store: the certificate is refused, nothing is changed, no plain retry.
         var untrusted = await Assert.ThrowsAsync<RotationStepException>(() =>
             _harness.RotateAsync(Builtin(BuiltInRotationFunctions.PostgreSqlSingleUser), arn));
-        Assert.Contains("with verified TLS", untrusted.Message, StringComparison.Ordinal);
+        Assert.Contains("with verified TLS: the server's TLS certificate was refused: it is not trusted by the system's CA store (PartialChain)",
+            untrusted.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("without TLS", untrusted.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("first-Pass1", untrusted.Message, StringComparison.Ordinal);
         Assert.Equal(before.VersionId, (await _harness.GetAsync(arn, "AWSCURRENT")).VersionId);
         Assert.True(await Postgres.CanLoginAsync(user, "first-Pass1", verifiedTls: true));
+
+        // Another CA configured: still refused, and the message says so.
+        using (var otherCa = new UnrelatedCa())
+        {
+            var wrongCa = new PostgresSingleUserRotator(new RotatorSettings { TlsCaFile = otherCa.PemFile });
+            var refused = await Assert.ThrowsAsync<RotationStepException>(() => _harness.RotateAsync(wrongCa, arn));
+            Assert.Contains("the server's TLS certificate was refused: it is not issued by the configured CA", refused.Message, StringComparison.Ordinal);
+        }
 
         // With the test CA configured for the function, a new rotation (the refused one stays pending) succeeds over verified TLS.
         var trusted = new PostgresSingleUserRotator(new RotatorSettings { TlsCaFile = Postgres.CaFile });
