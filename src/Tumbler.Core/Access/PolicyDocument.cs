@@ -65,7 +65,16 @@ public sealed class PolicyDocument
         }
         using (document)
         {
-            return Parse(json, kind, document.RootElement);
+            try
+            {
+                return Parse(json, kind, document.RootElement);
+            }
+            catch (InvalidOperationException e)
+            {
+                // JsonDocument checks escapes only when a string is read: "\ud800" (half a surrogate pair) passes the parse
+                // above and throws here. Kinds are checked before every read, so this is always such a string.
+                throw new MalformedPolicyException($"The policy is not valid JSON: {e.Message}");
+            }
         }
     }
 

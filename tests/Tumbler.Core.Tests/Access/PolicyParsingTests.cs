@@ -49,6 +49,11 @@ public sealed class PolicyParsingTests
     [Theory]
     [InlineData("{\"Statement\": [", "not valid JSON")]
     [InlineData("{\"Statement\": [], }", "not valid JSON")]
+    // Half a surrogate pair, escaped: valid to the parser, refused when the string is read.
+    [InlineData("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"secretsmanager:\\ud800\",\"Resource\":\"*\"}}", "not valid JSON")]
+    [InlineData("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\"\\udc00\":1}}", "not valid JSON")]
+    [InlineData("{\"Statement\":{\"Sid\":\"a\\ud800\",\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}}", "not valid JSON")]
+    [InlineData("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{\"StringEquals\":{\"k\":[\"\\ud800\"]}}}}", "not valid JSON")]
     [InlineData("[]", "must be a JSON object")]
     [InlineData("{\"Version\":\"2012-10-17\"}", "has no Statement")]
     [InlineData("{\"Statement\":[]}", "Statement is empty")]

@@ -86,6 +86,14 @@ public sealed class FuzzTests(ServerFixture fixture) : IClassFixture<ServerFixtu
         // Found by this fuzzer: bad bytes in a member the operation does not bind were skipped unread, and the call succeeded.
         yield return new FuzzCase("regression: invalid UTF-8 in an unknown member", "secretsmanager.ListSecrets",
             [.. "{\"Bogus\": \"ok"u8, 0xFF, .. "\"}"u8], "secretsmanager", false);
+        // Found by a review: half a surrogate pair, escaped inside a policy document, was a 500 (read only when the string is).
+        const string LoneSurrogatePolicy = "{\\\"Statement\\\":{\\\"Effect\\\":\\\"Allow\\\",\\\"Principal\\\":\\\"*\\\",\\\"Action\\\":\\\"secretsmanager:\\\\ud800\\\",\\\"Resource\\\":\\\"*\\\"}}";
+        yield return Json("regression: lone surrogate escape inside a resource policy", "secretsmanager.PutResourcePolicy",
+            "{\"SecretId\":\"x\",\"ResourcePolicy\":\"" + LoneSurrogatePolicy + "\"}");
+        yield return Json("regression: lone surrogate escape inside a policy to validate", "secretsmanager.ValidateResourcePolicy",
+            "{\"ResourcePolicy\":\"" + LoneSurrogatePolicy + "\"}") with { MaySucceed = true }; // answered as a failed validation
+        yield return Json("regression: lone surrogate escape inside an IAM policy", "TumblerIAM.PutUserPolicy",
+            "{\"UserName\":\"nobody\",\"PolicyName\":\"p\",\"PolicyDocument\":\"" + LoneSurrogatePolicy + "\"}", "iam");
         yield return Json("policy that is JSON of the wrong shape", "secretsmanager.PutResourcePolicy", "{\"SecretId\":\"x\",\"ResourcePolicy\":\"{\\\"Statement\\\":5}\"}");
         yield return Json("rotation rules with bad schedule", "secretsmanager.RotateSecret",
             "{\"SecretId\":\"x\",\"RotationRules\":{\"ScheduleExpression\":\"rate(-1 days)\"},\"ClientRequestToken\":\"" + Guid.NewGuid() + "\"}");
