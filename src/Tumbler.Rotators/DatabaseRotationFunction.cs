@@ -500,15 +500,50 @@ public sealed class DatabaseSecret
         try
         {
             node = JsonNode.Parse(secretString);
+            ReadEveryMember(node);
         }
         catch (JsonException)
         {
             // The parser's message quotes the offending text: it is left out on purpose.
             throw new RotationStepException($"{description} is not valid JSON");
         }
+        catch (ArgumentException)
+        {
+            throw new RotationStepException($"{description} is not usable JSON: an object names the same member twice");
+        }
+        catch (InvalidOperationException)
+        {
+            throw new RotationStepException($"{description} is not usable JSON: a string holds an escaped half of a surrogate pair");
+        }
         return node is JsonObject json
             ? new DatabaseSecret(json, description, defaultPort, defaultDatabase)
             : throw new RotationStepException($"{description} is not a JSON object");
+    }
+
+    /// <summary>
+    /// Reads the whole tree now: a JsonNode parses members and strings only when first read, so a member named twice
+    /// (ArgumentException) or an escaped lone surrogate (InvalidOperationException) would otherwise fail a later step.
+    /// </summary>
+    private static void ReadEveryMember(JsonNode? node)
+    {
+        switch (node)
+        {
+            case JsonObject obj:
+                foreach (var (_, member) in obj)
+                {
+                    ReadEveryMember(member);
+                }
+                break;
+            case JsonArray array:
+                foreach (var item in array)
+                {
+                    ReadEveryMember(item);
+                }
+                break;
+            case JsonValue value when value.GetValueKind() == JsonValueKind.String:
+                _ = value.GetValue<string>();
+                break;
+        }
     }
 
     public bool Has(string key) => _json.ContainsKey(key);

@@ -632,6 +632,18 @@ public sealed class BuiltInRotationFunctionsTests
     public void Grant_lines_are_rewritten_for_the_other_login(string line, string expected) =>
         Assert.Equal(expected, MySqlServer.RewriteGrant(line, "app"));
 
+    [Theory]
+    [InlineData("{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\",\"username\":\"v\",\"password\":\"p\"}", "an object names the same member twice")]
+    [InlineData("{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\\ud800\",\"password\":\"p\"}", "a string holds an escaped half of a surrogate pair")]
+    [InlineData("{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\",\"password\":\"p\",\"extra\":[{\"a\":\"\\udc00\"}]}", "a string holds an escaped half of a surrogate pair")]
+    [InlineData("{\"engine\":\"mysql\",\"host\":\"h\",\"username\":\"u\",\"password\":\"p\",\"extra\":{\"a\":1,\"a\":2}}", "an object names the same member twice")]
+    public void A_secret_value_a_rotation_cannot_read_whole_is_refused_when_parsed_with_a_clear_reason(string json, string reason)
+    {
+        // JsonNode reads members and strings lazily: without the up-front read these failed later steps with .NET's own texts.
+        var error = Assert.Throws<RotationStepException>(() => DatabaseSecret.Parse(json, "The AWSCURRENT value", MySqlServer.DefaultPort, null));
+        Assert.Equal($"The AWSCURRENT value is not usable JSON: {reason}", error.Message);
+    }
+
     [Fact]
     public void Quoted_usernames_are_found_in_grant_lines() =>
         Assert.Equal("GRANT SELECT ON `d`.* TO @tumbler_login", MySqlServer.RewriteGrant("GRANT SELECT ON `d`.* TO `o'q``x`@`%`", "o'q`x"));
