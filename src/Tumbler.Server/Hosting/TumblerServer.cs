@@ -261,6 +261,7 @@ public sealed class TumblerServer : IAsyncDisposable
         services.AddSingleton<ServerMetrics>();
         services.AddSingleton<ApiEndpoint>();
         services.AddSingleton(new AccessKeyThrottle(options.RateLimit, options.RateBurst));
+        services.AddSingleton<UnauthenticatedAuditLimit>();
         services.AddHostedService<DeletionPurger>();
         if (options.UsesSharedStore)
         {

@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Tumbler.Core.Access;
 using Tumbler.Core.Audit;
+using Tumbler.Server.Audit;
 using Tumbler.Core.Functions;
 using Tumbler.Core.Keys;
 using Tumbler.Core.Secrets;
@@ -20,7 +21,8 @@ namespace Tumbler.Server.Protocol;
 /// before anything else is read, request parsed into its shape, answered with its shape or an error.
 /// </summary>
 public sealed class ApiEndpoint(SecretsService secrets, IdentityService identities, FunctionService functions, KeyService keyService, SigV4Verifier verifier,
-    AccessKeyThrottle throttle, IAuditLog audit, ServerMetrics metrics, TimeProvider time, ILogger<ApiEndpoint> logger)
+    AccessKeyThrottle throttle, IAuditLog audit, UnauthenticatedAuditLimit unauthenticatedAudit, ServerMetrics metrics, TimeProvider time,
+    ILogger<ApiEndpoint> logger)
 {
     public const string ContentType = "application/x-amz-json-1.1";
     public const int MaxBodyBytes = 1024 * 1024;
@@ -200,7 +202,16 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             var error = ToServiceError(e, http);
             try
             {
-                await AppendAsync(http, facts, origin, error);
+                // Who never authenticated is recorded within a budget per address (the rest only counted), so junk cannot fill the disk.
+                if (facts.Caller is not null)
+                {
+                    await AppendAsync(http, facts, origin, error);
+                }
+                else if (unauthenticatedAudit.TryRecord(origin.SourceIp ?? "", out var unrecorded))
+                {
+                    facts.Detail = unrecorded > 0 ? UnauthenticatedAuditLimit.Detail(unrecorded) : null;
+                    await AppendAsync(http, facts, origin, error);
+                }
             }
             catch (AuditUnavailableException)
             {

@@ -18,7 +18,7 @@ internal sealed class AuditFacts
     public string? SecretArn { get; private set; }
     public string? VersionId { get; private set; }
     public string? VersionStage { get; private set; }
-    public string? Detail { get; private set; }
+    public string? Detail { get; set; }
 
     public void Describe(object shape)
     {

@@ -59,6 +59,52 @@ public sealed class ServerAuditTests
     }
 
     [Fact]
+    public async Task Unauthenticated_requests_are_recorded_within_a_budget_per_address_and_the_rest_are_counted_in_the_next_record()
+    {
+        var fixture = new ServerFixture();
+        await fixture.InitializeAsync();
+        try
+        {
+            // A flood with a wrong key: every request is refused as usual, but only the budget gets a record each.
+            const int Flood = 200;
+            var started = DateTimeOffset.UtcNow;
+            await Parallel.ForEachAsync(Enumerable.Range(0, Flood), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (_, _) =>
+            {
+                using var refused = await fixture.SendAsync("GetSecretValue", """{"SecretId": "flood"}""", secretAccessKey: "wrong");
+                Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            });
+            var seconds = (DateTimeOffset.UtcNow - started).TotalSeconds;
+            var recorded = Records(fixture).Count;
+            Assert.InRange(recorded, UnauthenticatedAuditLimit.Burst, UnauthenticatedAuditLimit.Burst + (int)Math.Ceiling(seconds * UnauthenticatedAuditLimit.PerSecond) + 1);
+
+            // The next record from the address, once the bucket has refilled, says how many went unrecorded: none is lost from the count.
+            await Task.Delay(TimeSpan.FromSeconds(1.0 / UnauthenticatedAuditLimit.PerSecond * 2));
+            using (await fixture.SendAsync("GetSecretValue", """{"SecretId": "flood"}""", secretAccessKey: "wrong"))
+            {
+            }
+            var records = Records(fixture);
+            var unrecorded = records.Sum(r => r.TryGetProperty("detail", out var detail)
+                ? long.Parse(detail.GetString()!.Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture) : 0);
+            Assert.Equal(Flood + 1, records.Count + unrecorded);
+            Assert.All(records, r => Assert.Equal(("InvalidSignatureException", "127.0.0.1"), (r.GetProperty("errorCode").GetString(), r.GetProperty("sourceIp").GetString())));
+            Assert.EndsWith("requests from this address were refused without a record each (beyond 20 at once or 5 per second)",
+                records[^1].GetProperty("detail").GetString(), StringComparison.Ordinal);
+
+            // An authenticated caller is recorded every time, whatever the address did before.
+            for (var i = 0; i < 3; i++)
+            {
+                await fixture.CallAsync("ListSecrets", new { });
+            }
+            Assert.Equal(3, Records(fixture).Count(r => r.GetProperty("operation").GetString() == "ListSecrets"));
+            Assert.True(AuditVerifier.Verify(fixture.DataDirectory).Intact);
+        }
+        finally
+        {
+            await fixture.DisposeAsync();
+        }
+    }
+
+    [Fact]
     public async Task When_the_audit_log_cannot_be_written_requests_are_refused_and_nothing_is_done()
     {
         var fixture = new ServerFixture();
