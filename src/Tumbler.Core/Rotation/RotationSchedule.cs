@@ -191,7 +191,9 @@ public sealed partial class RotationSchedule
     private static RotationSchedule ParseRate(RotationRulesType echo, string expression, TimeSpan? duration)
     {
         var match = RatePattern().Match(expression);
-        if (!match.Success || !int.TryParse(match.Groups["n"].Value, CultureInfo.InvariantCulture, out var n) || n < 1)
+        // The pattern allows digits only: a number too large for an int is just too large, and the checks below say the longest interval.
+        var n = !match.Success ? 0 : int.TryParse(match.Groups["n"].Value, CultureInfo.InvariantCulture, out var parsed) ? parsed : int.MaxValue;
+        if (n < 1)
         {
             throw ServiceException.InvalidParameter(
                 $"Invalid rate() expression '{expression}': use rate(N hours) or rate(N days) with N a positive whole number.");
@@ -425,7 +427,7 @@ public sealed partial class RotationSchedule
     [GeneratedRegex(@"^[0-9A-Za-z\(\)#\?\*\-\/, ]+$")]
     private static partial Regex ExpressionPattern();
 
-    [GeneratedRegex(@"^rate\((?<n>[0-9]{1,9}) (?<unit>hours?|days?)\)$")]
+    [GeneratedRegex(@"^rate\((?<n>[0-9]{1,12}) (?<unit>hours?|days?)\)$")]
     private static partial Regex RatePattern();
 
     // "5", "1-15", "*", "*/3", "4/12", "1-15/2" (Cronos checks the ranges).

@@ -497,6 +497,15 @@ public class RotationScheduleTests
     }
 
     [Theory]
+    [InlineData("rate(0 days)", "a positive whole number")]
+    [InlineData("rate(1001 days)", "the longest rotation interval is 1000 days")]
+    [InlineData("rate(2147483648 days)", "the longest rotation interval is 1000 days")]
+    [InlineData("rate(2147483647 hours)", "an interval in hours must be 4 to 23 hours")]
+    [InlineData("rate(99999999999 hours)", "an interval in hours must be 4 to 23 hours")]
+    public void A_rate_out_of_range_names_the_range_even_past_an_int(string expression, string says) =>
+        Assert.Contains(says, AssertRejected(expression).Message, StringComparison.Ordinal);
+
+    [Theory]
     [InlineData("rate(4 hours);")]
     [InlineData("cron(0\t10 * * ? *)")]
     public void Expressions_with_characters_outside_the_model_pattern_are_model_violations(string expression)
