@@ -240,9 +240,9 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
             case ServiceException service:
                 return service;
             case JsonException json:
-                // Position only: the JSON text itself may hold a secret value.
+                // Position only (counted from 1, as editors do): the JSON text itself may hold a secret value.
                 return new ServiceException(ErrorCodes.Serialization,
-                    $"The request body is not valid JSON for this operation (at {json.Path ?? "$"}, line {json.LineNumber}, byte {json.BytePositionInLine}).");
+                    $"The request body is not valid JSON for this operation (at {json.Path ?? "$"}, line {json.LineNumber + 1}, byte {json.BytePositionInLine + 1}).");
             case BadHttpRequestException unreadable:
                 // Kestrel could not read the body (broken chunked framing, a client too slow): the client's fault, not ours.
                 return new ServiceException(ErrorCodes.Validation, $"The request body could not be read: {unreadable.Message}");

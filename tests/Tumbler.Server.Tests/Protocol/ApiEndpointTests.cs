@@ -95,6 +95,13 @@ public sealed class ApiEndpointTests(ServerFixture fixture) : IClassFixture<Serv
     }
 
     [Fact]
+    public async Task A_json_error_names_its_position_counted_from_one_and_not_the_text()
+    {
+        var (_, _, message, _) = await ErrorOf(fixture.SendAsync("GetSecretValue", "{\n  \"SecretId\": \"x\",\n  \"VersionId\": true}"));
+        Assert.Equal("The request body is not valid JSON for this operation (at $.VersionId, line 3, byte 20).", message);
+    }
+
+    [Fact]
     public async Task Invalid_utf8_bad_base64_and_deep_nesting_are_400s_and_the_server_keeps_serving()
     {
         byte[] invalidUtf8 = [.. "{\"SecretId\": \""u8, 0xC3, 0x28, .. "\"}"u8];
