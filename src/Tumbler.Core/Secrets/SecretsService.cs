@@ -493,7 +493,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             var parts = DecodeToken(request.NextToken).Split('\n');
             if (parts.Length != 2 || !long.TryParse(parts[0], out var afterTicks))
             {
-                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+                throw InvalidNextToken();
             }
             versions = versions.Where(v => v.CreatedDate.UtcTicks < afterTicks
                 || (v.CreatedDate.UtcTicks == afterTicks && string.CompareOrdinal(v.VersionId, parts[1]) > 0));
@@ -986,7 +986,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
                 || (sortBy != "name" && (parts[2].Length != 20 || !long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out _))))
             {
-                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+                throw InvalidNextToken();
             }
             remaining = sorted.Where(e => Compare(e.Key, e.Secret.Key, parts[2], lastRow) * (descending ? -1 : 1) > 0);
         }
@@ -1028,7 +1028,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
             if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
                 || (order != SecretSortKey.Name && !long.TryParse(parts[2], out ticks)))
             {
-                throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+                throw InvalidNextToken();
             }
             position = new SecretListPosition(order, order == SecretSortKey.Name ? parts[2] : null, ticks, lastRow);
         }
@@ -1067,6 +1067,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         return new Page(items[..pageSize], EncodeToken($"{sortBy}\n{sortOrder}\n{sortValue}\n{last.Key}"));
     }
 
+    private static ServiceException InvalidNextToken() => new(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");
+
     private static string EncodeToken(string value) => Convert.ToBase64String(Encoding.UTF8.GetBytes(value));
 
     private static string DecodeToken(string token)
@@ -1077,7 +1079,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }
         catch (FormatException)
         {
-            throw new ServiceException(ErrorCodes.InvalidNextToken, "The NextToken value is not valid.");
+            throw InvalidNextToken();
         }
     }
 

@@ -240,7 +240,7 @@ public sealed class SecretsServiceTests
         var byName = await h.Service.ListSecretsAsync(new ListSecretsRequest { SortBy = "name", SortOrder = "desc", MaxResults = 3 }, Caller, default);
         Assert.Equal(["s5", "s4", "s3"], byName.SecretList.Select(s => s.Name));
         var badToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.ListSecretsAsync(new ListSecretsRequest { NextToken = "not-a-token" }, Caller, default));
-        Assert.Equal("InvalidNextTokenException", badToken.ErrorCode);
+        Assert.Equal(("InvalidNextTokenException", "The NextToken value is not valid for this request."), (badToken.ErrorCode, badToken.Message));
     }
 
     [Fact]
