@@ -14,8 +14,10 @@ public static class SecretArn
     private static readonly SearchValues<char> NameChars =
         SearchValues.Create("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_+=.@-");
 
-    public static bool IsValidName(string name) =>
-        name.Length is > 0 and <= 512 && !name.AsSpan().ContainsAnyExcept(NameChars);
+    public static bool IsValidName(string name) => name.Length is > 0 and <= 512 && HasOnlyNameCharacters(name);
+
+    /// <summary>The character check alone: a SecretId longer than any name can be is simply not found (as on AWS), not invalid.</summary>
+    public static bool HasOnlyNameCharacters(string text) => !text.AsSpan().ContainsAnyExcept(NameChars);
 
     /// <summary>A fresh ARN for a newly created secret; every creation gets a new random suffix.</summary>
     public static string Create(string region, string accountId, string name)

@@ -772,7 +772,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
     /// <summary>A SecretId that is not an ARN must be a valid name; checked before existence (spec §1.4).</summary>
     private static void CheckSecretIdSyntax(string secretId)
     {
-        if (!secretId.StartsWith("arn:", StringComparison.Ordinal) && !SecretArn.IsValidName(secretId))
+        if (!secretId.StartsWith("arn:", StringComparison.Ordinal) && !SecretArn.HasOnlyNameCharacters(secretId))
         {
             throw new ServiceException(ErrorCodes.Validation, SecretArn.InvalidNameMessage);
         }

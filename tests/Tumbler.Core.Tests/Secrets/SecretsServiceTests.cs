@@ -187,6 +187,11 @@ public sealed class SecretsServiceTests
         Assert.Equal(("ValidationException", SecretArn.InvalidNameMessage), (badName.ErrorCode, badName.Message));
         var badId = await Assert.ThrowsAsync<ServiceException>(() => h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = " Inv*Name? " }, Caller, default));
         Assert.Equal("ValidationException", badId.ErrorCode);
+        // A SecretId of name characters longer than any name (512) is valid input (up to 2048): no such secret.
+        var longerThanAnyName = await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = new string('a', 2048) }, Caller, default));
+        Assert.Equal("ResourceNotFoundException", longerThanAnyName.ErrorCode);
+        Assert.Equal("ValidationException", (await Assert.ThrowsAsync<ServiceException>(() => h.CreateAsync(new string('a', 513), "v"))).ErrorCode);
 
         var tooLong = Assert.Throws<ServiceException>(() => h.Service.GetRandomPassword(new GetRandomPasswordRequest { PasswordLength = 5555 }, Caller));
         Assert.Equal("1 validation error detected: Value '5555' at 'passwordLength' failed to satisfy constraint: Member must have value less than or equal to 4096", tooLong.Message);
