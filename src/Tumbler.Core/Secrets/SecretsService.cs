@@ -900,8 +900,12 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         for (var i = 0; i < tags.Count; i++)
         {
             var member = $"tags.{i + 1}.member";
-            validator.Required(tags[i]?.Key, $"{member}.key").Length(tags[i]?.Key, $"{member}.key", 1, 128)
-                .Length(tags[i]?.Value, $"{member}.value", 0, 256);
+            if (tags[i] is not { } tag)
+            {
+                validator.Required(null, member);
+                continue;
+            }
+            validator.Required(tag.Key, $"{member}.key").Length(tag.Key, $"{member}.key", 1, 128).Length(tag.Value, $"{member}.value", 0, 256);
         }
         validator.ThrowIfInvalid();
         if (tags.Select(t => t.Key).Distinct(StringComparer.Ordinal).Count() > options.MaxTagsPerSecret)

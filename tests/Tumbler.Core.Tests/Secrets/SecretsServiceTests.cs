@@ -320,6 +320,9 @@ public sealed class SecretsServiceTests
         Assert.Null((await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "tagged" }, Caller, default)).Tags);
         await h.Service.TagResourceAsync(new TagResourceRequest { SecretId = "tagged", Tags = [new() { Key = "b", Value = "1" }, new() { Key = "a", Value = "2" }] }, Caller, default);
         await h.Service.TagResourceAsync(new TagResourceRequest { SecretId = "tagged", Tags = [new() { Key = "b", Value = "3" }] }, Caller, default);
+        var nullTag = await Assert.ThrowsAsync<ServiceException>(() =>
+            h.Service.TagResourceAsync(new TagResourceRequest { SecretId = "tagged", Tags = [null!] }, Caller, default));
+        Assert.Equal("1 validation error detected: Value null at 'tags.1.member' failed to satisfy constraint: Member must not be null", nullTag.Message);
         var tags = (await h.Service.DescribeSecretAsync(new SecretIdRequest { SecretId = "tagged" }, Caller, default)).Tags!;
         Assert.Equal([("b", "3"), ("a", "2")], tags.Select(t => (t.Key!, t.Value!)));
         await h.Service.UntagResourceAsync(new UntagResourceRequest { SecretId = "tagged", TagKeys = ["a", "b", "missing"] }, Caller, default);
