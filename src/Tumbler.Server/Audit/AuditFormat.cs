@@ -202,6 +202,20 @@ public static class AuditFormat
         return true;
     }
 
+    /// <summary>
+    /// How far apart in time the records after the head may be for a crash to explain them: the head is fsynced about
+    /// a second after the log (<see cref="FileAuditLog"/>'s timer), with room for a slow disk or a busy machine. Records
+    /// after the head that span more (an emptied or rolled-back head with records removed from the end) are refused.
+    /// </summary>
+    public static readonly TimeSpan CrashWindow = TimeSpan.FromSeconds(10);
+
+    /// <summary>Whether the records from <paramref name="firstAfterHead"/> to <paramref name="last"/> were written within <see cref="CrashWindow"/>.</summary>
+    public static bool WithinCrashWindow(string? firstAfterHeadTime, string? lastTime) =>
+        TryParseTime(firstAfterHeadTime, out var first) && TryParseTime(lastTime, out var last) && last - first <= CrashWindow;
+
+    private static bool TryParseTime(string? text, out DateTimeOffset time) =>
+        DateTimeOffset.TryParseExact(text, "yyyy-MM-ddTHH:mm:ss.fffffffZ", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out time);
+
     /// <summary>The head's bytes for (seq, hash).</summary>
     internal static void FormatHead(Span<byte> destination, long seq, ReadOnlySpan<byte> hashHex)
     {

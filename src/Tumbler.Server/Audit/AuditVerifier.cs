@@ -31,7 +31,7 @@ public enum AuditProblem
     Reordered,
     /// <summary>The end of the log is gone: an incomplete last line, or fewer records than the head names.</summary>
     Truncated,
-    /// <summary>The head names a hash the log does not have there, or records follow the head.</summary>
+    /// <summary>The head names a hash the log does not have there, or records follow the head over more time than a crash explains.</summary>
     HeadMismatch,
     /// <summary>Records exist but the head file does not.</summary>
     HeadMissing,
@@ -81,21 +81,29 @@ public static class AuditVerifier
         }
 
         using var reader = new LineReader(logPath);
-        var result = Scan(reader, head, out var lastSeq, out var lastLine, out var hashAtHead);
+        var end = new ScanEnd();
+        var result = Scan(reader, head, end);
         if (result is not null)
         {
             return result with { HeadSeq = head?.Seq };
         }
-        return CheckHead(headPath, headExists, head, lastSeq, lastLine, hashAtHead);
+        return CheckHead(headPath, headExists, head, end);
     }
 
-    private static AuditVerification? Scan(LineReader reader, AuditHead? head, out long lastSeq, out long lastLine, out string? hashAtHead)
+    /// <summary>What the scan saw of the log's end and of the head's place in it.</summary>
+    private sealed class ScanEnd
+    {
+        public long LastSeq;
+        public long LastLine;
+        public string? LastTime;
+        public string? HashAtHead;
+        public string? TimeAfterHead;
+    }
+
+    private static AuditVerification? Scan(LineReader reader, AuditHead? head, ScanEnd end)
     {
         long expected = 1, line = 0;
         string prevHash = AuditFormat.ZeroHash, prevPrev = "";
-        hashAtHead = null;
-        lastSeq = 0;
-        lastLine = 0;
         while (reader.TryReadLine(out var bytes, out var complete, out var tooLong))
         {
             line++;
@@ -152,12 +160,17 @@ public static class AuditVerifier
             }
             if (head is not null && seq == head.Seq)
             {
-                hashAtHead = parsed.Hash;
+                end.HashAtHead = parsed.Hash;
+            }
+            if (seq == (head?.Seq ?? 0) + 1)
+            {
+                end.TimeAfterHead = parsed.Fields.Time;
             }
             prevPrev = parsed.Prev;
             prevHash = parsed.Hash;
-            lastSeq = seq;
-            lastLine = line;
+            end.LastSeq = seq;
+            end.LastLine = line;
+            end.LastTime = parsed.Fields.Time;
             expected++;
         }
         return null;
@@ -179,8 +192,9 @@ public static class AuditVerifier
     private static AuditVerification Bad(AuditProblem problem, long line, long? seq, long recordsChecked, string message) =>
         new(false, Math.Max(0, recordsChecked), message) { Problem = problem, Line = line, Seq = seq };
 
-    private static AuditVerification CheckHead(string headPath, bool headExists, AuditHead? head, long lastSeq, long lastLine, string? hashAtHead)
+    private static AuditVerification CheckHead(string headPath, bool headExists, AuditHead? head, ScanEnd end)
     {
+        var (lastSeq, lastLine, hashAtHead) = (end.LastSeq, end.LastLine, end.HashAtHead);
         if (lastSeq == 0)
         {
             return head is null
@@ -215,6 +229,14 @@ public static class AuditVerifier
             return new AuditVerification(true, lastSeq, $"Audit log intact: {lastSeq} records, head seq {headSeq}.") { HeadSeq = headSeq };
         }
         var uncovered = lastSeq - headSeq == 1 ? $"record seq {lastSeq} follows" : $"the {lastSeq - headSeq} records seq {headSeq + 1} to {lastSeq} follow";
+        if (!AuditFormat.WithinCrashWindow(end.TimeAfterHead, end.LastTime))
+        {
+            return new AuditVerification(false, headSeq,
+                $"line {headLine + 1}, seq {headSeq + 1}: head mismatch: {uncovered} the head (seq {headSeq}) over more than {AuditFormat.CrashWindow.TotalSeconds:0} s, "
+                + "more than a crash between the log's write and the head's leaves: the head was emptied or rolled back (records removed from the end?), "
+                + "or records were appended without the server.")
+                { Problem = AuditProblem.HeadMismatch, Line = headLine + 1, Seq = headSeq + 1, HeadSeq = headSeq };
+        }
         return new AuditVerification(true, lastSeq,
             $"Audit log intact: {lastSeq} records, head seq {headSeq}: {uncovered} the head, chained to it, and the head does not prove them. "
             + "They were written after the head last reached the disk (a crash, power cut or disk fault; the server moves the head on at its next start), "

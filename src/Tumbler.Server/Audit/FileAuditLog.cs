@@ -19,8 +19,9 @@ namespace Tumbler.Server.Audit;
 /// Crash between the two writes: the log is written first and the head second, and the log is fsynced before the
 /// head, so a crash leaves the head behind the log: one record after <c>kill -9</c>, up to about the last second's
 /// records after a power cut or a disk fault between the two fsyncs (or a head still empty, as created). The records
-/// after the head then still form a chain from the head's hash. This is the one disagreement accepted:
-/// <see cref="Open"/> checks that chain, moves the head forward and says so in <see cref="StartupNote"/>, and
+/// after the head then still form a chain from the head's hash, written within <see cref="AuditFormat.CrashWindow"/>.
+/// This is the one disagreement accepted: <see cref="Open"/> checks that chain (only from the head on; the verifier
+/// checks all of it), moves the head forward and says so in <see cref="StartupNote"/>, and
 /// <see cref="AuditVerifier"/> reports the log intact, naming the records the head does not cover. Writing the head
 /// first instead would leave a head ahead of the log after a crash, which looks exactly like removed records, so
 /// tampering could hide behind "it was a crash". Any other disagreement makes <see cref="Open"/> throw: the server
@@ -283,15 +284,26 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
     }
 
     /// <summary>
-    /// Walks back from the last record to the head's: each record must match its hash and follow the one before it, and
-    /// the first after the head must name the head's hash as prev. Null when they do; otherwise what is wrong.
+    /// Walks back from the last record to the head's: each record must match its hash, follow the one before it and lie
+    /// within <see cref="AuditFormat.CrashWindow"/> of the last, and the first after the head must name the head's hash as
+    /// prev. Null when they do; otherwise what is wrong.
     /// </summary>
     private static string? CheckRecordsAfterHead(SafeFileHandle log, ParsedLine last, long lastStart, long headSeq, string headHash)
     {
         var record = last;
         var start = lastStart;
-        while (record.Seq > headSeq + 1)
+        while (true)
         {
+            // Checked on the way back, so the walk stops within the window however far behind the head is.
+            if (!AuditFormat.WithinCrashWindow(record.Fields.Time, last.Fields.Time))
+            {
+                return $"records seq {headSeq + 1} to {last.Seq} follow the head (seq {headSeq}) and span more than "
+                    + $"{AuditFormat.CrashWindow.TotalSeconds:0} s, more than a crash between the log's write and the head's leaves";
+            }
+            if (record.Seq == headSeq + 1)
+            {
+                return record.Prev == headHash ? null : $"record seq {record.Seq}, the first after the head (seq {headSeq}), does not follow the head's record";
+            }
             var line = start > 0 ? ReadLastLine(log, start, out start, out _) : null;
             var previous = line is null ? null : AuditFormat.Parse(line, out _);
             if (previous is null || !previous.HashMatches || previous.Seq != record.Seq - 1 || previous.Hash != record.Prev)
@@ -300,9 +312,6 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             }
             record = previous;
         }
-        return record.Seq == headSeq + 1 && record.Prev == headHash
-            ? null
-            : $"record seq {record.Seq}, the first after the head (seq {headSeq}), does not follow the head's record";
     }
 
     public ValueTask AppendAsync(AuditRecord record, CancellationToken ct)

@@ -204,6 +204,31 @@ public sealed class FileAuditLogTests
     }
 
     [Theory]
+    [InlineData(false)] // a head rolled back to an older copy
+    [InlineData(true)] // an emptied head
+    public async Task Records_after_the_head_spanning_more_than_a_crash_leaves_are_refused(bool emptied)
+    {
+        // What an emptied or rolled-back head with records removed from the end looks like on a log written over time.
+        using var data = new AuditDataDir();
+        await data.WriteAsync(2);
+        var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
+        await using (var log = FileAuditLog.Open(data.Path))
+        {
+            for (var i = 3; i <= 5; i++)
+            {
+                await log.AppendAsync(AuditDataDir.Record(i) with { Time = AuditDataDir.Record(i).Time.AddSeconds(10 * i) }, CancellationToken.None);
+            }
+        }
+        await File.WriteAllBytesAsync(data.HeadPath, emptied ? [] : headAfterTwo);
+
+        var e = Assert.Throws<AuditUnavailableException>(() => FileAuditLog.Open(data.Path));
+        Assert.Contains($"records seq {(emptied ? 1 : 3)} to 5 follow the head (seq {(emptied ? 0 : 2)}) and span more than 10 s", e.Message, StringComparison.Ordinal);
+        var verified = AuditVerifier.Verify(data.Path);
+        Assert.Equal(AuditProblem.HeadMismatch, verified.Problem);
+        Assert.Contains("over more than 10 s", verified.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("edited", "record seq 4, after the head (seq 2), does not follow a valid record seq 3")]
     [InlineData("rechained", "record seq 3, the first after the head (seq 2), does not follow the head's record")]
     [InlineData("gap", "record seq 5, after the head (seq 2), does not follow a valid record seq 4")]
