@@ -207,10 +207,18 @@ public sealed class ApiEndpoint(SecretsService secrets, IdentityService identiti
                 {
                     await AppendAsync(http, facts, origin, error);
                 }
-                else if (unauthenticatedAudit.TryRecord(origin.SourceIp ?? "", out var unrecorded))
+                else if (UnauthenticatedAuditLimit.SourceOf(origin.SourceIp) is var source && unauthenticatedAudit.TryRecord(source, out var unrecorded))
                 {
                     facts.Detail = unrecorded > 0 ? UnauthenticatedAuditLimit.Detail(unrecorded) : null;
-                    await AppendAsync(http, facts, origin, error);
+                    try
+                    {
+                        await AppendAsync(http, facts, origin, error);
+                    }
+                    catch
+                    {
+                        unauthenticatedAudit.Restore(source, unrecorded);
+                        throw;
+                    }
                 }
             }
             catch (AuditUnavailableException)
