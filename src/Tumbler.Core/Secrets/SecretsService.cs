@@ -491,7 +491,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         if (request.NextToken is not null)
         {
             var parts = DecodeToken(request.NextToken).Split('\n');
-            if (parts.Length != 2 || !long.TryParse(parts[0], out var afterTicks))
+            if (parts.Length != 2 || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var afterTicks))
             {
                 throw InvalidNextToken();
             }
@@ -769,10 +769,13 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         CheckSecretIdSyntax(secretId!);
     }
 
-    /// <summary>A SecretId that is not an ARN must be a valid name; checked before existence (spec §1.4).</summary>
+    /// <summary>
+    /// A SecretId that is not an ARN must be made of name characters; checked before existence (spec §1.4). Its length is
+    /// the model's (1-2048): one longer than a name can be is not found.
+    /// </summary>
     private static void CheckSecretIdSyntax(string secretId)
     {
-        if (!secretId.StartsWith("arn:", StringComparison.Ordinal) && !SecretArn.HasOnlyNameCharacters(secretId))
+        if (secretId.Length == 0 || (!secretId.StartsWith("arn:", StringComparison.Ordinal) && !SecretArn.HasOnlyNameCharacters(secretId)))
         {
             throw new ServiceException(ErrorCodes.Validation, SecretArn.InvalidNameMessage);
         }
@@ -987,8 +990,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         if (nextToken is not null)
         {
             var parts = DecodeToken(nextToken).Split('\n');
-            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
-                || (sortBy != "name" && (parts[2].Length != 20 || !long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out _))))
+            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var lastRow)
+                || (sortBy != "name" && !TryParseTicks(parts[2], out _)))
             {
                 throw InvalidNextToken();
             }
@@ -1029,8 +1032,8 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         {
             var parts = DecodeToken(request.NextToken).Split('\n');
             long ticks = 0;
-            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], out var lastRow)
-                || (order != SecretSortKey.Name && !long.TryParse(parts[2], out ticks)))
+            if (parts.Length != 4 || parts[0] != sortBy || parts[1] != sortOrder || !long.TryParse(parts[3], NumberStyles.None, CultureInfo.InvariantCulture, out var lastRow)
+                || (order != SecretSortKey.Name && !TryParseTicks(parts[2], out ticks)))
             {
                 throw InvalidNextToken();
             }
@@ -1069,6 +1072,13 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         var last = SecretListPosition.Of(items[pageSize - 1], order);
         var sortValue = order == SecretSortKey.Name ? last.Name : last.Ticks.ToString("D20", CultureInfo.InvariantCulture);
         return new Page(items[..pageSize], EncodeToken($"{sortBy}\n{sortOrder}\n{sortValue}\n{last.Key}"));
+    }
+
+    /// <summary>A date position in a NextToken: ticks as the 20 digits the token was made with.</summary>
+    private static bool TryParseTicks(string text, out long ticks)
+    {
+        ticks = 0;
+        return text.Length == 20 && long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out ticks);
     }
 
     private static ServiceException InvalidNextToken() => new(ErrorCodes.InvalidNextToken, "The NextToken value is not valid for this request.");

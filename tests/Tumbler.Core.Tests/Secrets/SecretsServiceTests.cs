@@ -246,6 +246,13 @@ public sealed class SecretsServiceTests
         Assert.Equal(["s5", "s4", "s3"], byName.SecretList.Select(s => s.Name));
         var badToken = await Assert.ThrowsAsync<ServiceException>(() => h.Service.ListSecretsAsync(new ListSecretsRequest { NextToken = "not-a-token" }, Caller, default));
         Assert.Equal(("InvalidNextTokenException", "The NextToken value is not valid for this request."), (badToken.ErrorCode, badToken.Message));
+        // Positions are read as they are written (20 digits), the same for ListSecrets and BatchGetSecretValue.
+        foreach (var forged in new[] { "created-date\nasc\n12\n1", "created-date\nasc\n-0000000000000000001\n1", "created-date\nasc\n00000000000000000001\n+1" })
+        {
+            var refused = await Assert.ThrowsAsync<ServiceException>(() => h.Service.ListSecretsAsync(
+                new ListSecretsRequest { NextToken = Convert.ToBase64String(Encoding.UTF8.GetBytes(forged)) }, Caller, default));
+            Assert.Equal("InvalidNextTokenException", refused.ErrorCode);
+        }
     }
 
     [Fact]
