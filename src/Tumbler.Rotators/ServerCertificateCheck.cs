@@ -38,6 +38,8 @@ internal static class ServerCertificateCheck
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(trustedRoots);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        // As SslStream requires of a chain to the system store: a certificate with key usages must allow server authentication.
+        chain.ChainPolicy.ApplicationPolicy.Add(new Oid("1.3.6.1.5.5.7.3.1"));
         if (presented is not null)
         {
             foreach (var element in presented.ChainElements)

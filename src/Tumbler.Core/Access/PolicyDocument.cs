@@ -65,16 +65,42 @@ public sealed class PolicyDocument
         }
         using (document)
         {
-            try
+            EnsureStringsReadable(document.RootElement);
+            return Parse(json, kind, document.RootElement);
+        }
+    }
+
+    /// <summary>
+    /// JsonDocument checks escapes only when a string is read: "\ud800" (half a surrogate pair) passes the parse and would
+    /// throw InvalidOperationException later, so every member name and string is read once here.
+    /// </summary>
+    private static void EnsureStringsReadable(JsonElement element)
+    {
+        try
+        {
+            switch (element.ValueKind)
             {
-                return Parse(json, kind, document.RootElement);
+                case JsonValueKind.Object:
+                    foreach (var member in element.EnumerateObject())
+                    {
+                        _ = member.Name;
+                        EnsureStringsReadable(member.Value);
+                    }
+                    break;
+                case JsonValueKind.Array:
+                    foreach (var item in element.EnumerateArray())
+                    {
+                        EnsureStringsReadable(item);
+                    }
+                    break;
+                case JsonValueKind.String:
+                    _ = element.GetString();
+                    break;
             }
-            catch (InvalidOperationException e)
-            {
-                // JsonDocument checks escapes only when a string is read: "\ud800" (half a surrogate pair) passes the parse
-                // above and throws here. Kinds are checked before every read, so this is always such a string.
-                throw new MalformedPolicyException($"The policy is not valid JSON: {e.Message}");
-            }
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new MalformedPolicyException($"The policy is not valid JSON: {e.Message}");
         }
     }
 

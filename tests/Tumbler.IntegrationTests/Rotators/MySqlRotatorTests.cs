@@ -660,6 +660,27 @@ public sealed class BuiltInRotationFunctionsTests
         Assert.Equal("the server sent no certificate", ServerCertificateCheck.Verify(null, null, SslPolicyErrors.RemoteCertificateNotAvailable, null));
     }
 
+    [Fact]
+    public void A_certificate_from_the_configured_CA_that_is_not_for_server_authentication_is_refused()
+    {
+        using var caKey = ECDsa.Create();
+        var caRequest = new CertificateRequest("CN=Test CA", caKey, HashAlgorithmName.SHA256);
+        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+        X509Certificate2 Leaf(string usage)
+        {
+            using var key = ECDsa.Create();
+            var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256);
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            return request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(1), [1, 2, 3]);
+        }
+        using var server = Leaf("1.3.6.1.5.5.7.3.1");
+        using var client = Leaf("1.3.6.1.5.5.7.3.2");
+        Assert.Null(ServerCertificateCheck.Verify(server, null, SslPolicyErrors.RemoteCertificateChainErrors, [ca]));
+        Assert.Equal("it is not issued by the configured CA (NotValidForUsage)",
+            ServerCertificateCheck.Verify(client, null, SslPolicyErrors.RemoteCertificateChainErrors, [ca]));
+    }
+
     [Theory]
     [InlineData("8.0.36", false)]
     [InlineData("9.1.0", false)]
