@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
 using System.Text;
+using System.Text.Json;
 using System.Text.RegularExpressions;
 using Tumbler.Core.Access;
 using Tumbler.Core.Crypto;
@@ -67,6 +68,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
 
         return await store.WriteAsync(async writer =>
         {
+            await RequireMasterSecretReadableAsync(writer, value, context);
             var now = time.GetUtcNow();
             var existing = await writer.FindSecretAsync(context.Region, SecretLookup.ByName(request.Name!));
             if (existing is not null)
@@ -211,6 +213,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         {
             var secret = await FindForWriteAsync(writer, request.SecretId!, context,
                 Demand.SecretsManager("PutSecretValue").With("secretsmanager:VersionStage", request.VersionStages));
+            await RequireMasterSecretReadableAsync(writer, value, context);
             var now = time.GetUtcNow();
             var version = secret.Versions.Find(v => v.VersionId == token);
             if (version is { HasValue: true })
@@ -278,6 +281,7 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         {
             var secret = await FindForWriteAsync(writer, request.SecretId!, context,
                 Demand.SecretsManager("UpdateSecret").With("secretsmanager:Description", request.Description).With("secretsmanager:KmsKeyId", request.KmsKeyId));
+            await RequireMasterSecretReadableAsync(writer, value, context);
             var now = time.GetUtcNow();
             if (request.Description is not null)
             {
@@ -761,6 +765,48 @@ public sealed partial class SecretsService(ISecretStore store, KeyRing keys, Tim
         }
         var name = SecretArn.PartialArnName(secretId, context.Region, options.AccountId);
         return name is null ? null : await find(SecretLookup.ByName(name));
+    }
+
+    /// <summary>
+    /// A value naming a superuser secret (<c>masterarn</c>, read by the alternating-users rotators) is written only by a
+    /// caller who may read that secret. The built-in rotation functions read it with Tumbler's authority, so otherwise a
+    /// caller allowed to write and rotate their own secret could have Tumbler change any login that superuser reaches and
+    /// then read the new password from their secret. (AWS leaves this to each rotation Lambda's role; here every secret
+    /// shares the built-in functions.)
+    /// </summary>
+    private async Task RequireMasterSecretReadableAsync(ISecretWriter writer, SecretPlaintext? value, CallContext context)
+    {
+        if (context.Principal.Unrestricted || MasterSecretIdOf(value) is not { } master)
+        {
+            return;
+        }
+        var secret = await FindOrNullAsync(writer.FindSecretAsync, master, context);
+        Authorized(context, Demand.SecretsManager("GetSecretValue"), master, secret);
+    }
+
+    /// <summary>The <c>masterarn</c> a JSON object value names (every occurrence is the same to the rotators: they refuse duplicates), or null.</summary>
+    private static string? MasterSecretIdOf(SecretPlaintext? value)
+    {
+        if (value?.Text is not { } text || !text.AsSpan().TrimStart().StartsWith("{", StringComparison.Ordinal))
+        {
+            return null;
+        }
+        try
+        {
+            using var json = JsonDocument.Parse(text);
+            foreach (var member in json.RootElement.EnumerateObject())
+            {
+                if (member.NameEquals("masterarn") && member.Value.ValueKind == JsonValueKind.String)
+                {
+                    return member.Value.GetString();
+                }
+            }
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException)
+        {
+            // Not JSON the rotators could read either: it names no superuser secret.
+        }
+        return null;
     }
 
     private void ValidateSecretId(string? secretId)

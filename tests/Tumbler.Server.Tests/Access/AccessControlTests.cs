@@ -117,6 +117,34 @@ public sealed class AccessControlTests(ServerFixture fixture) : IClassFixture<Se
     }
 
     [Fact]
+    public async Task A_value_can_name_as_its_superuser_secret_only_one_the_caller_may_read()
+    {
+        // The alternating-users rotators log in with the masterarn secret under Tumbler's authority: naming one you
+        // cannot read would let rotation change any login it reaches and hand you the new password.
+        var master = await CreateSecretAsync("ac-master/db", "{\\\"username\\\": \\\"admin\\\", \\\"password\\\": \\\"admin-pass\\\"}");
+        var ownMaster = await CreateSecretAsync("ac-team/master", "{}");
+        var team = await NewUserAsync("ac-team", Allow("secretsmanager:*", $"arn:aws:secretsmanager:us-east-1:{Account}:secret:ac-team/*"));
+        string Value(string masterArn) =>
+            JsonSerializer.Serialize(JsonSerializer.Serialize(new { engine = "mysql", host = "db", username = "victim", password = "x", masterarn = masterArn }));
+
+        var created = await CallAs(team, "CreateSecret", $$"""{"Name": "ac-team/app", "SecretString": {{Value(master)}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""");
+        Assert.Equal("AccessDeniedException", created.Type);
+        Assert.Contains($"secretsmanager:GetSecretValue on resource: {master}", MessageOf(created.Body), StringComparison.Ordinal);
+        // Escaping the member name does not hide it.
+        var escaped = Value(master).Replace("masterarn", "master\\u0061rn", StringComparison.Ordinal);
+        Assert.Equal("AccessDeniedException", (await CallAs(team, "CreateSecret", $$"""{"Name": "ac-team/app", "SecretString": {{escaped}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""")).Type);
+
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(team, "CreateSecret", $$"""{"Name": "ac-team/app", "SecretString": {{Value(ownMaster)}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""")).Status);
+        var put = await CallAs(team, "PutSecretValue", $$"""{"SecretId": "ac-team/app", "SecretString": {{Value(master)}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""");
+        Assert.Equal("AccessDeniedException", put.Type);
+        var update = await CallAs(team, "UpdateSecret", $$"""{"SecretId": "ac-team/app", "SecretString": {{Value(master)}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""");
+        Assert.Equal("AccessDeniedException", update.Type);
+        Assert.Equal(HttpStatusCode.OK, (await CallAs(team, "PutSecretValue", $$"""{"SecretId": "ac-team/app", "SecretString": {{Value(ownMaster)}}, "ClientRequestToken": "{{Guid.NewGuid()}}"}""")).Status);
+        var current = JsonDocument.Parse((await CallAs(team, "GetSecretValue", """{"SecretId": "ac-team/app"}""")).Body).RootElement.GetProperty("SecretString").GetString();
+        Assert.Contains(ownMaster, current, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task An_explicit_deny_beats_any_allow_and_the_message_says_which_policy_denied()
     {
         var arn = await CreateSecretAsync("ac/deny/db", "deny-value");
