@@ -88,6 +88,9 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
     /// <summary>Seq of the last record written (0: none yet).</summary>
     public long LastSeq => Volatile.Read(ref _seq);
 
+    /// <summary>True when <see cref="Open"/> found neither a log nor a head and so started a new chain.</summary>
+    public bool StartedNewChain { get; private init; }
+
     /// <summary>Something the operator should read at startup (a repaired head after a crash), or null.</summary>
     public string? StartupNote { get; private set; }
 
@@ -122,7 +125,8 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
             var headPath = Path.Combine(directory, AuditFormat.HeadFileName);
             var headExisted = File.Exists(headPath);
             var logPath = Path.Combine(directory, AuditFormat.LogFileName);
-            if (!headExisted && File.Exists(logPath) && new FileInfo(logPath).Length > 0)
+            var logExisted = File.Exists(logPath);
+            if (!headExisted && logExisted && new FileInfo(logPath).Length > 0)
             {
                 // Refused before anything is created: an empty head made here would read as "crash after the first record" next time.
                 throw Refuse(dataDirectory, directory, "the log holds records but the head file is missing");
@@ -194,7 +198,10 @@ public sealed class FileAuditLog : IAuditLog, IAsyncDisposable
                 prev = last.Hash;
             }
 
-            var result = new FileAuditLog(directory, log, head, length, seq, prev, flushInterval) { StartupNote = note };
+            var result = new FileAuditLog(directory, log, head, length, seq, prev, flushInterval)
+            {
+                StartupNote = note, StartedNewChain = !logExisted && !headExisted,
+            };
             if (seq > 0)
             {
                 result.WriteHead();

@@ -65,6 +65,8 @@ public sealed class TumblerServer : IAsyncDisposable
         }
         // Given PEM files are checked before anything is created; a self-signed one lives in the data directory.
         var certificate = options.TlsSelfSigned ? null : TlsCertificates.Load(options, output);
+        var dataDirectoryInUse = Directory.Exists(options.DataDirectory)
+            && Directory.EnumerateFileSystemEntries(options.DataDirectory).Any(entry => Path.GetFileName(entry) != AuditFormat.DirectoryName);
         CreateDataDirectory(options.DataDirectory, output);
         var directoryLock = LockDataDirectory(options.DataDirectory);
         ISecretStore store;
@@ -101,7 +103,7 @@ public sealed class TumblerServer : IAsyncDisposable
                     "the last tumbler keys rotate-root moved it to).");
             }
             var root = LoadRootCredentials(options, output);
-            var audit = OpenAuditLog(options, output);
+            var audit = await OpenAuditLogAsync(options, dataDirectoryInUse, output);
             var app = Build(options, transport, store, keyRing, root, audit);
             try
             {
@@ -465,7 +467,7 @@ public sealed class TumblerServer : IAsyncDisposable
         return RootKeyFile.FromPassphrase(passphrase, Convert.FromBase64String(salt));
     }
 
-    private static IAuditLog OpenAuditLog(ServerOptions options, TextWriter output)
+    private static async Task<IAuditLog> OpenAuditLogAsync(ServerOptions options, bool dataDirectoryInUse, TextWriter output)
     {
         switch (options.Audit)
         {
@@ -479,6 +481,19 @@ public sealed class TumblerServer : IAsyncDisposable
                     if (log.StartupNote is { } note)
                     {
                         output.WriteLine(note);
+                    }
+                    if (log.StartedNewChain && dataDirectoryInUse)
+                    {
+                        // No log and no head in a directory that served before: a removed audit directory would otherwise
+                        // pass unseen (a new chain verifies on its own). Said here and as the new chain's first record.
+                        var warning = $"audit: {log.Directory} held no audit log, so a new chain starts at seq 1, but the data directory "
+                            + "was in use: if it had an audit log (it does unless it ran with --audit none or was restored without one), "
+                            + "that log was removed.";
+                        output.WriteLine("WARNING: " + warning);
+                        await log.AppendAsync(new AuditRecord
+                        {
+                            Time = DateTimeOffset.UtcNow, RequestId = "startup", Operation = "StartAuditLog", Outcome = AuditOutcome.Success, Detail = warning,
+                        }, CancellationToken.None);
                     }
                     return log;
                 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using Tumbler.Server.Audit;
+using Tumbler.Server.Hosting;
 using Tumbler.Server.Tests.Support;
 
 namespace Tumbler.Server.Tests.Audit;
@@ -109,6 +110,32 @@ public sealed class ServerAuditTests
         {
             await fixture.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task A_removed_audit_directory_is_said_at_start_and_in_the_new_chains_first_record()
+    {
+        using var temp = new TempDataDirectory();
+        var options = new ServerOptions { DataDirectory = temp.Path, Listen = ["127.0.0.1:0"] };
+        var first = new StringWriter();
+        await using (await TumblerServer.StartAsync(options, first, default))
+        {
+        }
+        Assert.DoesNotContain("WARNING", first.ToString(), StringComparison.Ordinal); // a new data directory starts its chain quietly
+        await using (await TumblerServer.StartAsync(options, TextWriter.Null, default))
+        {
+        }
+
+        Directory.Delete(Path.Combine(temp.Path, AuditFormat.DirectoryName), recursive: true);
+        var again = new StringWriter();
+        await using (await TumblerServer.StartAsync(options, again, default))
+        {
+        }
+        Assert.Contains("WARNING: audit: ", again.ToString(), StringComparison.Ordinal);
+        Assert.Contains("that log was removed", again.ToString(), StringComparison.Ordinal);
+        var record = Assert.Single(File.ReadAllLines(AuditFormat.LogPath(temp.Path)).Select(line => JsonDocument.Parse(line).RootElement));
+        Assert.Equal(("StartAuditLog", 1), (record.GetProperty("operation").GetString(), record.GetProperty("seq").GetInt32()));
+        Assert.Contains("that log was removed", record.GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
