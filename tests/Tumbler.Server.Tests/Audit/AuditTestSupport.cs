@@ -40,6 +40,18 @@ internal sealed class AuditDataDir : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes records 1..<paramref name="kept"/>, then <paramref name="after"/> more, and puts the head back as it was after
+    /// <paramref name="kept"/>: what a crash between the log's fsync and the head's leaves.
+    /// </summary>
+    public async Task WriteWithHeadLeftBehindAsync(int kept, int after)
+    {
+        await WriteAsync(kept);
+        var head = await File.ReadAllBytesAsync(HeadPath);
+        await WriteAsync(after, firstIndex: kept + 1);
+        await File.WriteAllBytesAsync(HeadPath, head);
+    }
+
     public List<string> Lines() => [.. File.ReadAllText(LogPath).Split('\n', StringSplitOptions.RemoveEmptyEntries)];
 
     public void WriteLines(IEnumerable<string> lines) => File.WriteAllText(LogPath, string.Concat(lines.Select(l => l + "\n")));

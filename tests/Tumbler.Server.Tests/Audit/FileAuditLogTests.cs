@@ -157,10 +157,7 @@ public sealed class FileAuditLogTests
     public async Task A_head_behind_the_log_after_a_crash_is_moved_on_at_open_and_said(int behind)
     {
         using var data = new AuditDataDir();
-        await data.WriteAsync(2);
-        var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
-        await data.WriteAsync(behind, firstIndex: 3);
-        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo);
+        await data.WriteWithHeadLeftBehindAsync(kept: 2, after: behind);
         var last = 2 + behind;
 
         var verified = AuditVerifier.Verify(data.Path);
@@ -235,10 +232,7 @@ public sealed class FileAuditLogTests
     public async Task Open_refuses_records_after_the_head_that_do_not_chain_to_it(string damage, string expected)
     {
         using var data = new AuditDataDir();
-        await data.WriteAsync(2);
-        var headAfterTwo = await File.ReadAllBytesAsync(data.HeadPath);
-        await data.WriteAsync(3, firstIndex: 3);
-        await File.WriteAllBytesAsync(data.HeadPath, headAfterTwo);
+        await data.WriteWithHeadLeftBehindAsync(kept: 2, after: 3);
         var lines = data.Lines();
         switch (damage)
         {
